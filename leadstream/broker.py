@@ -1,0 +1,242 @@
+"""A real single-node Apache Kafka broker (KRaft) for machines without Docker.
+
+The jars come from Maven Central through ``deploy/kafka/pom.xml`` and are cached in
+``<cache>/kafka-<version>/libs``; each port gets its own directory
+``<cache>/kafka-<version>/broker-<port>/`` with the properties, the formatted
+storage, the pid file and ``logs/server.log``. Readiness is a real metadata request,
+never a sleep. Nothing here runs when ``KAFKA_BOOTSTRAP_SERVERS`` names another host.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from leadstream.errors import BrokerError
+from leadstream.settings import Settings
+
+__all__ = ["BrokerInfo", "LocalBroker", "describe_cluster"]
+
+POM = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "pom.xml"
+LOG4J = POM.parent / "log4j2.yaml"
+READY_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    """What ``kafka status`` reports."""
+
+    bootstrap: str
+    cluster_id: str
+    broker_count: int
+    controller_id: int
+    version: str
+
+
+def describe_cluster(bootstrap: str, timeout: float = 5.0) -> tuple[str, int, int]:
+    """(cluster id, broker count, controller id) from a real metadata request."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 3000})
+    result = admin.describe_cluster(request_timeout=timeout)
+    desc = result.result(timeout=timeout + 1)
+    controller = desc.controller.id if desc.controller is not None else -1
+    return desc.cluster_id or "", len(desc.nodes), controller
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalBroker:
+    """The broker of ``deploy/kafka`` on 127.0.0.1:<port>."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.version = settings.kafka_version
+        self.port = settings.kafka_port
+        self.home = settings.cache_dir.expanduser() / f"kafka-{self.version}"
+        self.libs = self.home / "libs"
+        self.dir = self.home / f"broker-{self.port}"
+        self.log_file = self.dir / "logs" / "server.log"
+        self.pid_file = self.dir / "broker.pid"
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    # ---- jars ------------------------------------------------------------------------
+    def resolve_jars(self, quiet: bool = False) -> None:
+        """Copy the broker's runtime jars from Maven Central into the cache, once."""
+        marker = self.libs / ".complete"
+        if marker.exists():
+            return
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise BrokerError("Maven (mvn) is needed to fetch the Kafka broker jars; install it")
+        if not quiet:
+            print(f"Resolving Apache Kafka {self.version} jars from Maven Central (first run only)...",
+                  file=sys.stderr, flush=True)
+        tmp = self.home / "libs.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        cmd = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+               f"-Dkafka.version={self.version}", f"-DoutputDirectory={tmp}",
+               "-DincludeScope=runtime"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not any(tmp.glob("kafka_2.13-*.jar")):
+            raise BrokerError(f"Maven could not resolve Kafka {self.version}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        shutil.rmtree(self.libs, ignore_errors=True)
+        tmp.rename(self.libs)
+        marker.touch()
+
+    def _java(self, *args: str) -> list[str]:
+        java = shutil.which("java")
+        if java is None:
+            raise BrokerError("Java 17+ is needed to run the Kafka broker; install a JDK")
+        return [java, f"-Dlog4j2.configurationFile={LOG4J}", "-cp", f"{self.libs}/*", *args]
+
+    # ---- storage ----------------------------------------------------------------------
+    def _properties(self) -> Path:
+        props = self.dir / "server.properties"
+        if props.exists():
+            return props
+        self.dir.mkdir(parents=True, exist_ok=True)
+        controller_port = _free_port()
+        props.write_text(
+            "\n".join([
+                "# Written by leadstream kafka up: a single-node KRaft broker on loopback.",
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={self.dir / 'data'}",
+                f"num.partitions={self.settings.topic_partitions}",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=8",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=true",
+                "log.retention.hours=-1",
+                "",
+            ])
+        )
+        return props
+
+    def format_storage(self) -> None:
+        """Format the KRaft storage once; a formatted directory is reused."""
+        props = self._properties()
+        if (self.dir / "data" / "meta.properties").exists():
+            return
+        cluster_id = subprocess.run(
+            self._java("kafka.tools.StorageTool", "random-uuid"),
+            capture_output=True, text=True, check=False,
+        ).stdout.strip().splitlines()
+        cid = cluster_id[-1] if cluster_id else uuid.uuid4().hex[:22]
+        proc = subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props)),
+            capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise BrokerError(f"formatting Kafka storage failed:\n{proc.stdout}{proc.stderr}")
+
+    # ---- lifecycle --------------------------------------------------------------------
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            # Reap it if it is our own exited child, so a zombie never looks alive.
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return None
+        except ChildProcessError:
+            pass
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return None
+        return pid
+
+    def is_ready(self, timeout: float = 3.0) -> bool:
+        try:
+            describe_cluster(self.bootstrap, timeout=timeout)
+        except Exception:
+            return False
+        return True
+
+    def up(self, quiet: bool = False) -> BrokerInfo:
+        """Start the broker unless it already answers; idempotent."""
+        if _port_open(self.port) and self.is_ready():
+            return self.info()
+        self.resolve_jars(quiet=quiet)
+        self.format_storage()
+        if self.pid() is None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "KAFKA_HEAP_OPTS": ""}
+            with self.log_file.open("ab") as log:
+                proc = subprocess.Popen(
+                    self._java(f"-Xmx{self.settings.kafka_heap}", "-Xms256m", "-XX:+UseG1GC",
+                               "kafka.Kafka", str(self._properties())),
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True, env=env,
+                )
+            self.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.pid() is None:
+                raise BrokerError(f"the Kafka broker exited during start-up; see {self.log_file}")
+            if _port_open(self.port) and self.is_ready(timeout=2.0):
+                return self.info()
+            time.sleep(0.2)  # polling interval between real readiness checks
+        raise BrokerError(f"the Kafka broker did not become ready in {READY_TIMEOUT_S:.0f}s; see {self.log_file}")
+
+    def down(self, timeout: float = 30.0) -> bool:
+        """Stop the broker and wait until its port is free. False if none was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.pid() is not None:
+            time.sleep(0.2)
+        if self.pid() is not None:
+            os.killpg(pid, signal.SIGKILL)
+            while self.pid() is not None:
+                time.sleep(0.1)
+        while _port_open(self.port) and time.monotonic() < deadline + 10:
+            time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def info(self) -> BrokerInfo:
+        cluster_id, brokers, controller = describe_cluster(self.bootstrap)
+        return BrokerInfo(self.bootstrap, cluster_id, brokers, controller, self.running_version())
+
+    def running_version(self) -> str:
+        """The version of the broker serving this port, read from its log."""
+        try:
+            for line in reversed(self.log_file.read_text(errors="replace").splitlines()):
+                if "Kafka version:" in line:
+                    return line.split("Kafka version:", 1)[1].split()[0]
+        except OSError:
+            pass
+        return self.version

@@ -1,0 +1,145 @@
+"""The one settings object of leadstream, read from the environment.
+
+Every process (collector, worker, sink, CLI) builds its configuration here and
+nowhere else, so a variable means the same thing everywhere. librdkafka options are
+derived from it (``kafka_producer_config`` / ``kafka_consumer_config``) rather than
+assembled ad hoc at call sites.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+DEFAULT_DATA_DIR = Path(".leadstream")
+
+
+class Settings(BaseSettings):
+    """Configuration of every leadstream process; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    # --- Kafka -------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        default="localhost:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    topic_prefix: str = Field(default="", validation_alias="LEADSTREAM_TOPIC_PREFIX")
+    topic_partitions: int = Field(default=4, ge=1, validation_alias="LEADSTREAM_TOPIC_PARTITIONS")
+    topic_replication: int = Field(default=1, ge=1, validation_alias="LEADSTREAM_TOPIC_REPLICATION")
+    schema_registry_url: str | None = Field(default=None, validation_alias="SCHEMA_REGISTRY_URL")
+
+    # --- local broker (deploy/kafka) ---------------------------------------------
+    kafka_version: str = Field(default="4.2.0", validation_alias="LEADSTREAM_KAFKA_VERSION")
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "leadstream", validation_alias="LEADSTREAM_CACHE_DIR"
+    )
+    kafka_heap: str = Field(default="1g", validation_alias="LEADSTREAM_KAFKA_HEAP")
+
+    # --- ClickHouse ----------------------------------------------------------------
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, validation_alias="LEADSTREAM_DATA_DIR")
+    clickhouse_url_raw: str | None = Field(default=None, validation_alias="CLICKHOUSE_URL")
+    clickhouse_database: str = Field(
+        default="leadstream", validation_alias="LEADSTREAM_CLICKHOUSE_DATABASE"
+    )
+    clickhouse_cluster: str | None = Field(
+        default=None, validation_alias="LEADSTREAM_CLICKHOUSE_CLUSTER"
+    )
+
+    # --- HTTP services -------------------------------------------------------------
+    collector_host: str = Field(default="127.0.0.1", validation_alias="LEADSTREAM_COLLECTOR_HOST")
+    collector_port: int = Field(default=8080, validation_alias="LEADSTREAM_COLLECTOR_PORT")
+    query_host: str = Field(default="127.0.0.1", validation_alias="LEADSTREAM_QUERY_HOST")
+    query_port: int = Field(default=8124, validation_alias="LEADSTREAM_QUERY_PORT")
+    webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias="LEADSTREAM_WEBHOOK_SECRET"
+    )
+    max_body_bytes: int = Field(default=1_000_000, validation_alias="LEADSTREAM_MAX_BODY_BYTES")
+    cors_origins: str = Field(default="*", validation_alias="LEADSTREAM_CORS_ORIGINS")
+    site_domains: str = Field(default="", validation_alias="LEADSTREAM_SITE_DOMAINS")
+    bot_policy: Literal["flag", "drop"] = Field(
+        default="flag", validation_alias="LEADSTREAM_BOT_POLICY"
+    )
+
+    # --- stream processing ---------------------------------------------------------
+    app_id: str = Field(default="ls", validation_alias="LEADSTREAM_APP_ID")
+    taxonomy_path: Path | None = Field(default=None, validation_alias="LEADSTREAM_TAXONOMY")
+    engagement_half_life_days: float = Field(
+        default=30.0, gt=0, validation_alias="LEADSTREAM_ENGAGEMENT_HALF_LIFE_DAYS"
+    )
+
+    # --- sink ------------------------------------------------------------------------
+    sink_batch_rows: int = Field(default=5000, ge=1, validation_alias="LEADSTREAM_SINK_BATCH_ROWS")
+    sink_batch_seconds: float = Field(
+        default=0.5, gt=0, validation_alias="LEADSTREAM_SINK_BATCH_SECONDS"
+    )
+
+    # ------------------------------------------------------------------------------------
+    @property
+    def clickhouse_url(self) -> str:
+        """``CLICKHOUSE_URL`` or the embedded engine under the data directory."""
+        if self.clickhouse_url_raw:
+            return self.clickhouse_url_raw
+        return f"chdb://{(self.data_dir / 'chdb').resolve()}"
+
+    @property
+    def clickhouse_embedded(self) -> bool:
+        return self.clickhouse_url.startswith("chdb://")
+
+    @property
+    def kafka_is_local(self) -> bool:
+        """True when every bootstrap server is on this machine's loopback."""
+        hosts = [urlparse(f"//{s.strip()}").hostname for s in self.kafka_bootstrap_servers.split(",")]
+        return all(h in {"localhost", "127.0.0.1", "::1"} for h in hosts)
+
+    @property
+    def kafka_port(self) -> int:
+        first = self.kafka_bootstrap_servers.split(",")[0].strip()
+        return urlparse(f"//{first}").port or 9092
+
+    @property
+    def site_domain_list(self) -> list[str]:
+        return [d.strip().lower() for d in self.site_domains.split(",") if d.strip()]
+
+    def kafka_common_config(self) -> dict[str, Any]:
+        return {"bootstrap.servers": self.kafka_bootstrap_servers}
+
+    def kafka_producer_config(self, **overrides: Any) -> dict[str, Any]:
+        """librdkafka producer options.
+
+        ``murmur2_random`` is the Java client's partitioner, which aiokafka (under
+        Faust) uses too: without it a key produced here and a key produced by the
+        worker land in different partitions and co-partitioning silently breaks.
+        """
+        config: dict[str, Any] = {
+            **self.kafka_common_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+        config.update(overrides)
+        return config
+
+    def kafka_consumer_config(self, group_id: str, **overrides: Any) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            **self.kafka_common_config(),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+        config.update(overrides)
+        return config
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,3 @@
+"""producers package."""
+
+__all__: list[str] = []

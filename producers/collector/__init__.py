@@ -1,0 +1,3 @@
+"""The HTTP tracking collector."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""sinks package."""
+
+__all__: list[str] = []

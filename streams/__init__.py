@@ -1,0 +1,3 @@
+"""streams package."""
+
+__all__: list[str] = []
