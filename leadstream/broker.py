@@ -97,7 +97,8 @@ class LocalBroker:
                "-DincludeScope=runtime"]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0 or not any(tmp.glob("kafka_2.13-*.jar")):
-            raise BrokerError(f"Maven could not resolve Kafka {self.version}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+            output = (proc.stdout + proc.stderr)[-4000:]
+            raise BrokerError(f"Maven could not resolve Kafka {self.version}:\n{output}")
         shutil.rmtree(self.libs, ignore_errors=True)
         tmp.rename(self.libs)
         marker.touch()

@@ -1,0 +1,42 @@
+# leadstream: the two quickstart commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup system-deps demo test lint typecheck bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+## setup: create .venv and install leadstream with its test dependencies
+setup: $(BIN)/.installed
+
+## system-deps: Debian packages the browser test needs (chromium), installed once
+system-deps:
+	bash deploy/system-deps.sh
+
+## demo: start the local stack and stream the synthetic demo dataset through it
+demo: setup
+	$(BIN)/leadstream demo
+
+## test: lint, type check, then every test against the real broker and engine
+test: setup system-deps lint typecheck
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+## bench: run the benchmarks (not tests): collector, stream, query
+bench: setup
+	$(BIN)/python bench/collector.py
+	$(BIN)/python bench/stream.py
+	$(BIN)/python bench/query.py
+
+clean:
+	rm -rf $(VENV) .leadstream .pytest_cache .mypy_cache .ruff_cache
