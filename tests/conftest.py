@@ -37,6 +37,7 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
         version = "external"
         container = None
         broker = None
+        already_running = True
     elif docker_available():
         from testcontainers.kafka import KafkaContainer
 
@@ -45,9 +46,11 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
         bootstrap = container.get_bootstrap_server()
         version = "testcontainers"
         broker = None
+        already_running = True
     else:
         container = None
         broker = LocalBroker(Settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092"))
+        already_running = broker.is_ready()
         bootstrap = broker.up(quiet=False).bootstrap
         version = broker.running_version()
     cluster_id, brokers, _ = describe_cluster(bootstrap)
@@ -56,7 +59,8 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     yield bootstrap
     if container is not None:
         container.stop()
-    del broker  # the local broker stays up for the next run; `leadstream kafka down` stops it
+    if broker is not None and not already_running:
+        broker.down()  # started for this session: leave the machine as we found it
 
 
 @pytest.fixture(scope="session")
