@@ -23,7 +23,13 @@ BROKER_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 
 def _write_line(config: pytest.Config, line: str) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is None:
+        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():  # fixtures run with output captured
         reporter.write_line(line)
 
 
