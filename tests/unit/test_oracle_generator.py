@@ -132,10 +132,10 @@ def test_demo_first_touch_is_intended_channel_recipe() -> None:
     data = generate(seed=5, contacts=300, touches=2400, deals=100, merges=4, profile="demo")
     assert set(data.intended_channel.values()) == set(DEMO_CHANNELS)
     identified = {r["anonymous_id"]: r["contact_id"] for r in data.identifies}
-    first: dict[str, dict[str, object]] = {}
+    first: dict[str, Record] = {}
     for t in data.touches:
         owner = t["contact_id"] or identified.get(t["anonymous_id"])
-        if owner and (owner not in first or t["event_time"] < first[owner]["event_time"]):  # type: ignore[operator]
+        if owner and (owner not in first or t["event_time"] < first[owner]["event_time"]):
             first[owner] = t
     expected_types = {"Events": {"event_scan"}, "Webinar": {"webinar_attended"}, "Outbound": set(OUTBOUND_TYPES)}
     for contact, channel in data.intended_channel.items():
