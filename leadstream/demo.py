@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         seed: int = typer.Option(42, help="Seed of the synthetic dataset."),
-        contacts: int = typer.Option(1500, min=50, help="Number of contacts to simulate."),
+        contacts: int = typer.Option(3000, min=100, help="Contacts to simulate (8 touches and 1/3 deal each)."),
         reset: bool = typer.Option(False, help="Wipe existing (non-demo) topics and tables first."),
         timeout: float = typer.Option(600.0, help="Seconds to wait for the pipeline to catch up."),
     ) -> None:
@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
 
 
 def run_demo(settings: Settings, *, seed: int, contacts: int, reset: bool, timeout: float) -> None:
-    from leadstream.synthetic import DEMO_CHANNELS, generate
+    from leadstream.synthetic import DEMO_CHANNELS, DEMO_SIZES, generate
 
     _start_broker(settings)
     _prepare_state(settings, reset=reset)
@@ -67,7 +67,9 @@ def run_demo(settings: Settings, *, seed: int, contacts: int, reset: bool, timeo
             wait_until(lambda u=url: http_ready(u)() or _dead(stack), 180, what)  # type: ignore[misc]
             stack.check_alive()
 
-        dataset = generate(seed=seed, contacts=contacts, profile="demo")
+        scale = contacts / DEMO_SIZES["contacts"]
+        dataset = generate(seed=seed, contacts=contacts, touches=round(DEMO_SIZES["touches"] * scale),
+                           deals=round(DEMO_SIZES["deals"] * scale), merges=DEMO_SIZES["merges"], profile="demo")
         events = _events(dataset)
         _post_all(collector, secret, events)
         expected_deals = len({d["deal_id"] for d in dataset.deal_changes})
@@ -155,7 +157,7 @@ def _events(dataset: Any) -> list[tuple[str, dict[str, Any]]]:
                 "anonymous_id": t.get("anonymous_id"), "contact_id": t.get("contact_id"),
                 "url": _url(t), "referrer": t.get("referrer"), "title": t.get("page_title")}
         out.append((t["event_time"], "/collect", {k: v for k, v in body.items() if v is not None}))
-    for i in dataset.identities:
+    for i in dataset.identifies:
         body = {"event_id": i["event_id"], "event_time": i["event_time"], "anonymous_id": i["anonymous_id"],
                 "contact_id": i["contact_id"], "traits": i.get("traits") or {}}
         out.append((i["event_time"], "/identify", body))
