@@ -3,9 +3,11 @@ because ``leadstream demo`` streams the same kind of dataset."""
 
 from leadstream.synthetic import (
     CONTACT_SOURCES,
+    DAY_MS,
     DEMO_CHANNELS,
     DEMO_SIZES,
     OUTBOUND_TYPES,
+    START_MS,
     Arrival,
     ChannelSpec,
     Dataset,
@@ -16,9 +18,11 @@ from leadstream.synthetic import (
 
 __all__ = [
     "CONTACT_SOURCES",
+    "DAY_MS",
     "DEMO_CHANNELS",
     "DEMO_SIZES",
     "OUTBOUND_TYPES",
+    "START_MS",
     "Arrival",
     "ChannelSpec",
     "Dataset",
