@@ -118,7 +118,7 @@ DEMO_CHANNELS: dict[str, ChannelSpec] = {
     "Email": ChannelSpec(0.10, 0.20, 15_000.0, "email_click: utm_source=newsletter, utm_medium=email"),
     "Referral": ChannelSpec(
         0.08, 0.35, 25_000.0,
-        "page_view, no UTM, referrer https://news.ycombinator.com/ | https://www.g2.com/...; "
+        "page_view, no UTM, referrer https://www.capterra.com/... | https://www.g2.com/...; "
         "or utm_source=partner, utm_medium=referral",
     ),
     "Events": ChannelSpec(0.08, 0.40, 40_000.0, "event_scan with contact_id (booth scan), properties.event"),
@@ -382,7 +382,7 @@ class _Generator:
         if channel == "Referral":
             variant = rng.randrange(3)
             if variant == 0:
-                return self._web("page_view", "https://news.ycombinator.com/")
+                return self._web("page_view", "https://www.capterra.com/p/leadstream/")
             if variant == 1:
                 return self._web("page_view", "https://www.g2.com/products/leadstream/reviews")
             return self._web("page_view", "https://blog.partner.example/", utm_source="partner", utm_medium="referral")
