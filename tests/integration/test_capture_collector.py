@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx is what we ship
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from leadstream.settings import Settings
