@@ -15,7 +15,7 @@ import pytest
 
 from leadstream.settings import Settings
 from schemas import schema_info
-from tests.support.capture import collector_env, free_port, read_all, wait_http
+from tests.support.capture import collector_env, collector_process, free_port, read_all, wait_http
 from tests.unit.test_codec_properties import independent_crc64_avro
 
 pytestmark = pytest.mark.integration
@@ -26,22 +26,8 @@ LEADSTREAM = str(Path(sys.executable).parent / "leadstream")
 @pytest.fixture
 def collector_url(topics: Settings) -> Iterator[str]:
     """A `leadstream collector --port N` subprocess on the test's topics; stopped with SIGTERM."""
-    port = free_port()
-    proc = subprocess.Popen([LEADSTREAM, "collector", "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning"], env=collector_env(topics))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/healthz")
+    with collector_process(topics) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            # uvicorn re-raises the signal after its graceful shutdown (lifespan included).
-            assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
 
 def test_walking_skeleton_pixel_over_http(collector_url: str, topics: Settings) -> None:

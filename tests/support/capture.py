@@ -10,6 +10,8 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,3 +136,31 @@ def collector_env(settings: Settings) -> dict[str, str]:
         "LEADSTREAM_WEBHOOK_SECRET": settings.webhook_secret.get_secret_value() if settings.webhook_secret else "",
     })
     return env
+
+
+@contextmanager
+def collector_process(settings: Settings, *extra_env: tuple[str, str]) -> Iterator[str]:
+    """A real `leadstream collector` process on a free port; yields its base URL; SIGTERM on exit."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    port = free_port()
+    env = collector_env(settings)
+    env.update(dict(extra_env))
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "leadstream"), "collector", "--host", "127.0.0.1",
+                             "--port", str(port), "--log-level", "warning"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/healthz")
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            # uvicorn re-raises the signal after its graceful shutdown (lifespan included).
+            assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
