@@ -355,7 +355,7 @@ def touch_record(
         for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=False):
             query.setdefault(key.lower(), value)
     for name in (*UTM_FIELDS, *CLICK_IDS):
-        explicit = _text(fields, name, MAX_TEXT)
+        explicit = _text(fields, name, MAX_TEXT) if name in fields else None
         found = explicit if explicit is not None else query.get(name)
         record[name] = redact_emails(found)[:MAX_TEXT] if found else None
     if extra_properties:

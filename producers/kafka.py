@@ -73,6 +73,7 @@ class EventProducer:
         settings: Settings,
         *,
         metrics: CaptureMetrics | None = None,
+        poll_thread: bool = True,
         **producer_overrides: Any,
     ) -> None:
         self.settings = settings
@@ -82,8 +83,13 @@ class EventProducer:
         self._producer = Producer(settings.kafka_producer_config(**producer_overrides))
         self._stop = threading.Event()
         self._failures: list[str] = []
-        self._poller = threading.Thread(target=self._poll_loop, name="leadstream-producer-poll", daemon=True)
-        self._poller.start()
+        self._children: dict[tuple[str, str], Any] = {}
+        # Delivery callbacks run wherever poll() is called: in this thread, or (collector)
+        # in the event loop through ``poll``, which spares the GIL hand-offs of a thread.
+        self._poller: threading.Thread | None = None
+        if poll_thread:
+            self._poller = threading.Thread(target=self._poll_loop, name="leadstream-producer-poll", daemon=True)
+            self._poller.start()
         self._closed = False
 
     # ---- producing ------------------------------------------------------------------
@@ -113,7 +119,7 @@ class EventProducer:
                     raise BrokerError("Kafka producer queue stayed full: is the broker reachable?") from exc
                 self._producer.poll(0.05)
         if self.metrics is not None:
-            self.metrics.produced.labels(topic).inc()
+            self._child("produced", topic).inc()
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         topic = msg.topic() or "?"
@@ -121,13 +127,25 @@ class EventProducer:
             log.error("delivery to %s failed: %s", topic, err)
             self._failures.append(f"{topic}: {err}")
             if self.metrics is not None:
-                self.metrics.delivery_failed.labels(topic).inc()
+                self._child("delivery_failed", topic).inc()
             return
         if self.metrics is not None:
-            self.metrics.delivered.labels(topic).inc()
+            self._child("delivered", topic).inc()
             latency = msg.latency()
             if latency is not None:
                 self.metrics.produce_latency.observe(latency)
+
+    def _child(self, metric: str, topic: str) -> Any:
+        """The per-topic child of a counter, resolved once (label lookups take a lock)."""
+        child = self._children.get((metric, topic))
+        if child is None:
+            child = self._children[(metric, topic)] = getattr(self.metrics, metric).labels(topic)
+        return child
+
+    def poll(self, timeout: float = 0.0) -> int:
+        """Serve pending delivery callbacks (for callers without the poll thread)."""
+        served: int = self._producer.poll(timeout)
+        return served
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
@@ -150,7 +168,8 @@ class EventProducer:
             return 0
         remaining = self.flush(timeout)
         self._stop.set()
-        self._poller.join(timeout=5)
+        if self._poller is not None:
+            self._poller.join(timeout=5)
         self._closed = True
         if remaining:
             log.error("%d events were not delivered before shutdown", remaining)

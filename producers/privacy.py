@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
 __all__ = [
     "EMAIL_REDACTION",
@@ -73,6 +74,10 @@ def contact_id_from_email(email: str) -> str:
     return "email:" + email_sha256(email)[:32]
 
 
+@lru_cache(maxsize=4096)
 def is_bot(user_agent: str | None) -> bool:
-    """True when the user agent matches a known crawler/automation pattern."""
+    """True when the user agent matches a known crawler/automation pattern.
+
+    Cached: a site sees few distinct user agents, and a 50-event beacon repeats one.
+    """
     return bool(user_agent) and _BOT_RE.search(user_agent or "") is not None

@@ -18,6 +18,8 @@ unauthenticated caller must not be able to write anything).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -28,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -146,12 +149,17 @@ def create_app(
         DeadLetterPublisher(events()).publish(stage=stage, reason=code, detail=detail, origin=origin,
                                               payload=payload)
 
+    counters: dict[tuple[str, int], Any] = {}
+
     def count(endpoint: str, status: int) -> None:
-        metrics.requests.labels(endpoint, str(status)).inc()
+        counter = counters.get((endpoint, status))
+        if counter is None:  # label lookups take a lock: resolve each child once
+            counter = counters[(endpoint, status)] = metrics.requests.labels(endpoint, str(status))
+        counter.inc()
 
     def anonymous_id(request: Request, fields: Mapping[str, Any]) -> tuple[str | None, bool]:
         """(anonymous id to use, whether to set the cookie): the request's, else the cookie's."""
-        cookie = request.cookies.get(ANON_COOKIE)
+        cookie = _cookie_aid(request)
         given = fields.get("anonymous_id")
         if isinstance(given, str) and given.strip():
             return given, cookie is None
@@ -160,10 +168,17 @@ def create_app(
         return None, True
 
     def set_cookie(request: Request, response: Response, value: str) -> None:
-        host = (request.url.hostname or "").lower()
-        domain = next((d for d in site_domains if host == d or host.endswith("." + d)), None)
-        response.set_cookie(ANON_COOKIE, value, max_age=COOKIE_MAX_AGE_S, path="/", domain=domain,
-                            secure=request.url.scheme == "https", httponly=False, samesite="lax")
+        # Written by hand: http.cookies costs more than the rest of a pixel hit. The value
+        # is percent-encoded exactly like the snippet's encodeURIComponent.
+        cookie = f"{ANON_COOKIE}={quote(value, safe='')}; Max-Age={COOKIE_MAX_AGE_S}; Path=/; SameSite=Lax"
+        if site_domains:  # request.url is costly to build: only when it matters
+            host = (request.url.hostname or "").lower()
+            domain = next((d for d in site_domains if host == d or host.endswith("." + d)), None)
+            if domain:
+                cookie += f"; Domain={domain}"
+        if request.scope.get("scheme") == "https":
+            cookie += "; Secure"
+        response.raw_headers.append((b"set-cookie", cookie.encode("latin-1", "replace")))
 
     def produce(kind: str, record: dict[str, Any]) -> None:
         try:
@@ -189,8 +204,7 @@ def create_app(
                 produce("touch", record)
         except Rejected as exc:
             status = 400
-            dead_letter("collector", exc.code, exc.detail, "collector:/p.gif",
-                        request.url.query.encode("utf-8", "surrogateescape"))
+            dead_letter("collector", exc.code, exc.detail, "collector:/p.gif", request.scope["query_string"])
         response = Response(PIXEL_GIF, status_code=status, media_type="image/gif", headers=NO_CACHE)
         if set_aid and aid:
             set_cookie(request, response, aid)
@@ -291,7 +305,7 @@ def create_app(
                         json.dumps(body, default=str).encode("utf-8", "surrogateescape"))
             count("identify", 400)
             return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=400)
-        cookie = request.cookies.get(ANON_COOKIE)
+        cookie = _cookie_aid(request)
 
         def build(fields: Mapping[str, Any]) -> dict[str, Any]:
             if not fields.get("anonymous_id") and cookie:
@@ -364,11 +378,17 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owns = state["producer"] is None
+        poller: asyncio.Task[None] | None = None
         if owns:
-            state["producer"] = EventProducer(settings, metrics=metrics)
+            state["producer"] = EventProducer(settings, metrics=metrics, poll_thread=False)
+            poller = asyncio.get_running_loop().create_task(_serve_deliveries(state["producer"]))
         try:
             yield
         finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
             if owns:
                 started = time.monotonic()
                 left = state["producer"].close()
@@ -395,6 +415,21 @@ def create_app(
     app.state.metrics = metrics
     app.state.events = state
     return app
+
+
+async def _serve_deliveries(producer: EventProducer, interval: float = 0.02) -> None:
+    """Serve delivery callbacks on the event loop (non-blocking poll), every ``interval`` s."""
+    while True:
+        producer.poll(0)
+        await asyncio.sleep(interval)
+
+
+def _cookie_aid(request: Request) -> str | None:
+    """The anonymous id of the first-party cookie, if the request carries one."""
+    if "cookie" not in request.headers:
+        return None
+    value = request.cookies.get(ANON_COOKIE)
+    return unquote(value) if value else None
 
 
 class _Answer(Exception):

@@ -39,7 +39,7 @@ def _strategy(node: Any, named: dict[str, Any]) -> st.SearchStrategy[Any]:
     """A hypothesis strategy for values of the Avro type ``node`` (logical types as their base)."""
     if isinstance(node, str):
         if node in named:
-            return _strategy(named[node], named)
+            return st.deferred(lambda: _strategy(named[node], named))
         return {
             "null": st.none(),
             "boolean": st.booleans(),
@@ -53,12 +53,21 @@ def _strategy(node: Any, named: dict[str, Any]) -> st.SearchStrategy[Any]:
     if isinstance(node, list):
         return st.one_of([_strategy(branch, named) for branch in node])
     kind = node["type"]
+    if kind in ("record", "enum", "fixed"):
+        # Named types may be referenced later by short or namespace-qualified name.
+        namespace = node.get("namespace") or named.get("__namespace__", "")
+        named[node["name"]] = node
+        named[f"{namespace}.{node['name']}"] = node
     if kind == "record":
-        named[node["name"]] = node
-        return st.fixed_dictionaries({f["name"]: _strategy(f["type"], named) for f in node["fields"]})
+        outer = named.get("__namespace__")
+        named["__namespace__"] = node.get("namespace") or outer or ""
+        fields = {f["name"]: _strategy(f["type"], named) for f in node["fields"]}
+        named["__namespace__"] = outer or ""
+        return st.fixed_dictionaries(fields)
     if kind == "enum":
-        named[node["name"]] = node
         return st.sampled_from(node["symbols"])
+    if kind == "fixed":
+        return st.binary(min_size=node["size"], max_size=node["size"])
     if kind == "array":
         return st.lists(_strategy(node["items"], named), max_size=4)
     if kind == "map":
