@@ -205,7 +205,7 @@ def main() -> None:
         _serve(args.serve)
         return
 
-    prefix = f"bench{uuid.uuid4().hex[:6]}-"
+    prefix = f"bcol{uuid.uuid4().hex[:6]}-"  # own prefix family: other benchmarks share the broker
     settings = Settings(LEADSTREAM_TOPIC_PREFIX=prefix)
     create_topics(settings)
     port = _free_port()
