@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -69,6 +69,9 @@ NO_CACHE = {
 ANON_COOKIE = "ls_aid"
 COOKIE_MAX_AGE_S = 2 * 365 * 86_400
 SIGNATURE_WINDOW_S = 300
+# No HTTP answer waits for the broker, so a longer linger costs no request latency and
+# buys bigger batches: fewer produce requests for librdkafka and the broker to handle.
+COLLECTOR_LINGER_MS = 20
 MAX_BATCH = 1000
 SNIPPET_PATH = Path(__file__).resolve().parent.parent / "js" / "leadstream.js"
 
@@ -189,7 +192,9 @@ def create_app(
     # ---- pixel --------------------------------------------------------------------------
     async def pixel(request: Request) -> Response:
         received = now_ms()
-        fields = pixel_fields(request.query_params)
+        # parse_qsl straight from the scope: starlette's QueryParams costs a third more.
+        fields = pixel_fields(dict(parse_qsl(request.scope["query_string"].decode("latin-1"),
+                                             keep_blank_values=True)))
         aid, set_aid = anonymous_id(request, fields)
         if aid is None and not fields.get("contact_id"):
             aid = str(uuid.uuid4())  # first hit of a browser without the snippet
@@ -380,7 +385,8 @@ def create_app(
         owns = state["producer"] is None
         poller: asyncio.Task[None] | None = None
         if owns:
-            state["producer"] = EventProducer(settings, metrics=metrics, poll_thread=False)
+            state["producer"] = EventProducer(settings, metrics=metrics, poll_thread=False,
+                                              **{"linger.ms": COLLECTOR_LINGER_MS})
             poller = asyncio.get_running_loop().create_task(_serve_deliveries(state["producer"]))
         try:
             yield

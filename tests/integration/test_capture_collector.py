@@ -78,13 +78,15 @@ def test_pixel_event_time_is_immune_to_a_wrong_device_clock(client: TestClient, 
 
 
 def test_invalid_pixel_answers_400_gif_and_dead_letters(client: TestClient, topics: Settings) -> None:
-    """A pixel with a bad event id is a 400 (still an image) and one dead letter with the reason."""
-    response = client.get("/p.gif", params={"u": "https://example.com/", "aid": "x", "eid": "not-a-uuid"})
+    """A pixel with a bad event id is a 400 (still an image) and one dead letter, emails redacted."""
+    response = client.get("/p.gif", params={"u": "https://example.com/?e=jo@acme.com", "aid": "x",
+                                            "eid": "not-a-uuid"})
     assert response.status_code == 400 and response.content == PIXEL_GIF
     flush(client)
     [dead] = read_all(topics, "dead-letter", at_least=1)
     assert dead.record["reason"] == "invalid_event_id" and dead.record["stage"] == "collector"
     assert dead.record["origin"] == "collector:/p.gif" and b"eid=not-a-uuid" in dead.record["payload"]
+    assert b"acme" not in dead.record["payload"] and b"REDACTED" in dead.record["payload"]
     assert count(topics, "touches") == 0
 
 
