@@ -6,13 +6,15 @@ HTTP/1.1 keep-alive load generator in this process, measuring in the same run:
 
 1. baseline: the same server answering the constant GIF without any work (``/baseline.gif``);
 2. pixel:    ``GET /p.gif`` hits, each parsed, validated, Avro-encoded and produced;
-3. beacon:   ``POST /collect`` with 50 events per request (events/s).
+3. beacon:   ``POST /collect`` with 50 events per request (events/s);
+
+alternating, for a few rounds.
 
 Then it checks that every accepted event reached Kafka, prints the figures and the
 ratios against the project's goals (pixel >= 0.6x baseline; beacon >= 5x the pixel's
 events/s) and deletes its topics. Usage::
 
-    python bench/collector.py [--seconds 4] [--connections 16]
+    python bench/collector.py [--seconds 3] [--rounds 2] [--connections 16]
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ def _serve(port: int) -> None:
     serve(get_settings(), "127.0.0.1", port, log_level="warning", baseline_route=True)
 
 
-async def _run(port: int, seconds: float, connections: int, max_requests: int) -> list[Phase]:
+async def _run(port: int, seconds: float, connections: int, max_requests: int, rounds: int) -> list[Phase]:
     try:
         import uvloop
 
@@ -182,21 +184,31 @@ async def _run(port: int, seconds: float, connections: int, max_requests: int) -
     for requests in (baseline, pixel, beacon):
         await _drive(port, requests, seconds=0.5, connections=4, max_requests=200, name="warmup",
                      events_per_request=1)
-    phases = [
-        await _drive(port, baseline, seconds=seconds, connections=connections, max_requests=max_requests,
-                     name="baseline (constant GIF)", events_per_request=1),
-        await _drive(port, pixel, seconds=seconds, connections=connections, max_requests=max_requests,
-                     name="pixel GET /p.gif", events_per_request=1),
-        await _drive(port, beacon, seconds=seconds, connections=max(2, connections // 4),
-                     max_requests=max_requests // 10, name=f"beacon POST /collect x{BEACON_EVENTS}",
-                     events_per_request=BEACON_EVENTS),
-    ]
-    return phases
+    # The phases alternate for ``rounds`` rounds and are summed per phase, so that load
+    # from other processes on a shared machine drifts over all three alike.
+    totals: dict[str, Phase] = {}
+    for _ in range(rounds):
+        for phase in (
+            await _drive(port, baseline, seconds=seconds, connections=connections, max_requests=max_requests,
+                         name="baseline (constant GIF)", events_per_request=1),
+            await _drive(port, pixel, seconds=seconds, connections=connections, max_requests=max_requests,
+                         name="pixel GET /p.gif", events_per_request=1),
+            await _drive(port, beacon, seconds=seconds, connections=max(2, connections // 4),
+                         max_requests=max_requests // 10, name=f"beacon POST /collect x{BEACON_EVENTS}",
+                         events_per_request=BEACON_EVENTS),
+        ):
+            total = totals.setdefault(phase.name, Phase(phase.name, 0, 0.0, [], 0, phase.events_per_request))
+            total.requests += phase.requests
+            total.seconds += phase.seconds
+            total.latencies.extend(phase.latencies)
+            total.errors += phase.errors
+    return list(totals.values())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=4.0, help="duration of each measured phase")
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measured phase per round")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the three alternating phases")
     parser.add_argument("--connections", type=int, default=16, help="concurrent keep-alive connections")
     parser.add_argument("--max-requests", type=int, default=200_000, help="upper bound of requests per phase")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -213,7 +225,7 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], env=env)
     try:
         _wait_ready(port)
-        phases = asyncio.run(_run(port, args.seconds, args.connections, args.max_requests))
+        phases = asyncio.run(_run(port, args.seconds, args.connections, args.max_requests, args.rounds))
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -223,7 +235,7 @@ def main() -> None:
         expected_min = pixel.requests - pixel.errors + (beacon.requests - beacon.errors) * BEACON_EVENTS
         on_kafka = _count(settings, "touches")
         print(f"\ncollector benchmark: {os.cpu_count()} CPU(s), loopback, broker {settings.kafka_bootstrap_servers}, "
-              f"{args.seconds:.0f}s per phase, {args.connections} connections (beacon: "
+              f"{args.rounds} rounds x {args.seconds:.0f}s per phase, {args.connections} connections (beacon: "
               f"{max(2, args.connections // 4)})")
         print(f"{'phase':<30} {'requests':>9} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
         for phase in phases:
