@@ -62,7 +62,8 @@ class ImportResult:
 
 def count_rows(path: Path) -> int:
     """Data rows in a CSV file (for the progress bar)."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    # errors="replace": counting must not fail; import_csv reports an encoding problem.
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
 
 
