@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from leadstream.settings import Settings
 from schemas import decode
-from schemas.topics import RAW_TOPICS, Topics
+from schemas.topics import Topics
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,10 @@ def count(settings: Settings, base: str) -> int:
     return sum(end_offsets(settings, base).values())
 
 
-def raw_and_dead_letter_counts(settings: Settings) -> dict[str, int]:
-    """Message count of every raw topic and the dead-letter topic."""
-    return {base: count(settings, base) for base in (*RAW_TOPICS, "dead-letter")}
+def all_topic_counts(settings: Settings) -> dict[str, int]:
+    """Message count of every topic of the test's prefix (raw, enriched, internal, dead-letter)."""
+    prefix = settings.topic_prefix
+    return {name[len(prefix):]: count(settings, name[len(prefix):]) for name in Topics(prefix).all()}
 
 
 def read_all(settings: Settings, base: str, *, at_least: int = 0, timeout: float = 60.0) -> list[Consumed]:
