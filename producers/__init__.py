@@ -1,3 +1,27 @@
-"""producers package."""
+"""The capture layer: everything that turns the outside world into raw events on Kafka.
 
-__all__: list[str] = []
+The HTTP collector (``producers.collector``: pixel, JSON beacon, identify, webhooks,
+the JS snippet), the Python publishers, CSV imports and the dead-letter topic. It
+validates and never enriches: classification and identity stitching are the
+worker's (``streams/``).
+"""
+
+from producers.events import Rejected
+from producers.kafka import EventProducer
+from producers.publish import (
+    ContactPublisher,
+    DeadLetterPublisher,
+    DealPublisher,
+    IdentityPublisher,
+    TouchPublisher,
+)
+
+__all__ = [
+    "ContactPublisher",
+    "DeadLetterPublisher",
+    "DealPublisher",
+    "EventProducer",
+    "IdentityPublisher",
+    "Rejected",
+    "TouchPublisher",
+]

@@ -1,6 +1,14 @@
-"""Commands of the capture layer: ``collector``, ``import``, ``dlq``."""
+"""Commands of the capture layer: ``collector``, ``import``, ``dlq``.
+
+``leadstream collector`` serves the HTTP collector; ``leadstream import KIND FILE``
+publishes a CSV of offline touches, deals, contacts or identities; ``leadstream dlq
+tail`` prints the latest dead letters.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -16,6 +24,85 @@ def register(app: typer.Typer) -> None:
     app.add_typer(dlq_app, name="dlq")
 
     @app.command("collector")
-    def collector() -> None:
-        """Serve the tracking collector (pixel, beacon, identify, webhooks, snippet)."""
-        raise typer.Exit(1)
+    def collector(
+        host: str = typer.Option(None, help="Interface to bind (default LEADSTREAM_COLLECTOR_HOST)."),
+        port: int = typer.Option(None, help="Port to listen on (default LEADSTREAM_COLLECTOR_PORT)."),
+        log_level: str = typer.Option("info", help="uvicorn log level."),
+    ) -> None:
+        """Serve the tracking collector (pixel, beacon, identify, webhooks, snippet, metrics)."""
+        from leadstream.settings import get_settings
+        from producers.collector.server import serve
+
+        serve(get_settings(), host, port, log_level=log_level)
+
+    def _import(name: str, file: Path) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.table import Table
+
+        from leadstream.settings import get_settings
+        from producers.imports import count_rows, import_csv
+
+        console = Console(stderr=True)
+        if not file.is_file():
+            console.print(f"[red]error:[/red] {file} is not a file")
+            raise typer.Exit(2)
+        total = count_rows(file)
+        with Progress(TextColumn(f"importing {name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            task = progress.add_task(name, total=total)
+            result = import_csv(name, file, get_settings(), on_row=lambda _row: progress.advance(task))
+        console.print(f"{file.name}: {result.accepted} of {result.total} rows published, "
+                      f"{len(result.rejected)} rejected (sent to the dead-letter topic)")
+        if result.rejected:
+            table = Table("row", "reason", "detail", title="rejected rows")
+            for error in result.rejected:
+                table.add_row(str(error.row), error.reason, error.detail)
+            console.print(table)
+            raise typer.Exit(3)
+
+    @import_app.command("touches")
+    def import_touches(file: Annotated[Path, typer.Argument(help="CSV with event_time, anonymous_id/contact_id, type, "
+                                                               "... (see docs/capture.md).")]) -> None:
+        """Offline touches: trade-show scans, calls, direct mail, webinar lists."""
+        _import("touches", file)
+
+    @import_app.command("deals")
+    def import_deals(file: Annotated[Path, typer.Argument(help="CSV with event_time, deal_id, change, amount, "
+                                                             "primary_contact_id, ...")]) -> None:
+        """Deal changes from a CRM export."""
+        _import("deals", file)
+
+    @import_app.command("contacts")
+    def import_contacts(file: Annotated[Path, typer.Argument(help="CSV with event_time, contact_id, change, "
+                                                                "contact_source, ...")]) -> None:
+        """Contact changes (created, updated, merge) with contact source and lifecycle stage."""
+        _import("contacts", file)
+
+    @import_app.command("identities")
+    def import_identities(file: Annotated[Path, typer.Argument(help="CSV with event_time, anonymous_id, "
+                                                                  "contact_id or email, ...")]) -> None:
+        """Anonymous id -> contact links (e.g. form fills exported from a marketing tool)."""
+        _import("identities", file)
+
+    @dlq_app.command("tail")
+    def dlq_tail(
+        count: int = typer.Option(20, "-n", "--count", help="How many of the latest dead letters to print."),
+        follow_: bool = typer.Option(False, "-f", "--follow", help="Keep printing new dead letters."),
+    ) -> None:
+        """Print the latest dead letters readably (reason, stage, origin, payload)."""
+        from leadstream.settings import get_settings
+        from producers.dlq import follow, format_entry, latest
+
+        settings = get_settings()
+        entries = latest(settings, count)
+        for entry in entries:
+            print(format_entry(entry))
+        if not entries:
+            print("no dead letters")
+        if follow_:
+            try:
+                for entry in follow(settings):
+                    print(format_entry(entry), flush=True)
+            except KeyboardInterrupt:
+                pass

@@ -1,3 +1,5 @@
-"""The HTTP tracking collector."""
+"""The HTTP tracking collector: pixel, JSON beacon, identify, webhooks, the snippet."""
 
-__all__: list[str] = []
+from producers.collector.app import ANON_COOKIE, PIXEL_GIF, create_app, sign
+
+__all__ = ["ANON_COOKIE", "PIXEL_GIF", "create_app", "sign"]

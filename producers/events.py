@@ -1,0 +1,558 @@
+"""Validation of captured input and its conversion into Avro records.
+
+Every way into leadstream (pixel, JSON beacon, identify, webhooks, CSV imports, the
+Python API) hands a mapping of field names to this module and gets back a record that
+fits the schemas in ``schemas/avro`` — or a :class:`Rejected` error carrying a short
+reason code and a human-readable detail, which the caller turns into a 4xx answer and
+a dead-letter record. Nothing here enriches: classification belongs to the worker.
+
+The field names are the ones the README documents for the JSON bodies and the CSV
+headers (``event_id``, ``event_time``, ``anonymous_id``, ``contact_id``, ``type``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from leadstream.errors import CaptureError
+from producers.privacy import contact_id_from_email, email_sha256, is_bot, redact_emails
+
+__all__ = [
+    "CLICK_IDS",
+    "CONTACT_CHANGES",
+    "DEAL_CHANGES",
+    "LIFECYCLE_STAGES",
+    "PIXEL_PARAMS",
+    "TOUCH_TYPES",
+    "UTM_FIELDS",
+    "Rejected",
+    "contact_change_record",
+    "dead_letter_record",
+    "deal_change_record",
+    "identify_record",
+    "now_ms",
+    "parse_event_time",
+    "pixel_fields",
+    "touch_record",
+]
+
+TOUCH_TYPES = (
+    "page_view", "ad_click", "form_submit", "email_click", "webinar_attended", "event_scan",
+    "inbound_call", "outbound_call", "outbound_email", "direct_mail_response", "chat", "other",
+)
+DEAL_CHANGES = ("created", "stage_changed", "amount_changed", "won", "lost", "reopened")
+CONTACT_CHANGES = ("created", "updated", "merge")
+LIFECYCLE_STAGES = ("subscriber", "lead", "mql", "sql", "opportunity", "customer")
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+CLICK_IDS = ("gclid", "fbclid", "msclkid", "li_fat_id", "ttclid")
+#: Pixel query parameter -> field name of the JSON bodies.
+PIXEL_PARAMS = {
+    "u": "url", "r": "referrer", "aid": "anonymous_id", "t": "type", "eid": "event_id",
+    "ti": "title", "cid": "contact_id", "ct": "created_at", "st": "sent_at",
+}
+
+MAX_URL = 4096
+MAX_TEXT = 1024
+MAX_ID = 256
+MAX_MAP_ENTRIES = 64
+# Event times outside [2000-01-01, now + 1 day] are typos or unit errors (seconds
+# instead of milliseconds), not touches; accepting them would move a lead source.
+MIN_EVENT_TIME_MS = 946_684_800_000
+MAX_FUTURE_MS = 86_400_000
+# A browser that queued an event longer than this is not telling the truth about it.
+MAX_DEVICE_DELAY_MS = 30 * 86_400_000
+# Fixed namespace for the deterministic ids of server-side inputs without an event_id:
+# re-sending a webhook or re-importing a file yields the same ids, which the sinks
+# de-duplicate on.
+EVENT_ID_NAMESPACE = uuid.UUID("5b0f3a0e-6c1d-4d8e-9f57-1e2d3c4b5a69")
+_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+
+Record = dict[str, Any]
+
+
+class Rejected(CaptureError):
+    """An input that does not fit: ``code`` is a short reason, ``detail`` says why."""
+
+    def __init__(self, code: str, detail: str, raw: bytes | None = None) -> None:
+        super().__init__(f"{code}: {detail}", raw)
+        self.code = code
+        self.detail = detail
+
+
+def now_ms() -> int:
+    """Current UTC time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+# ---- scalar fields -------------------------------------------------------------------
+def _present(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def _text(fields: Mapping[str, Any], name: str, limit: int = MAX_TEXT, *, required: bool = False) -> str | None:
+    """A string field: ints are accepted (CRMs use numeric ids), other types are not."""
+    value = fields.get(name)
+    if not _present(value):
+        if required:
+            raise Rejected("missing_field", f"{name} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise Rejected("invalid_field", f"{name} must be a string")
+    text = str(value).strip() if isinstance(value, int) else value.strip()
+    if not text:
+        if required:
+            raise Rejected("missing_field", f"{name} is required")
+        return None
+    if len(text) > limit:
+        raise Rejected("field_too_long", f"{name} is longer than {limit} characters")
+    _check_unicode(name, text)
+    return text
+
+
+def _check_unicode(name: str, text: str) -> None:
+    # JSON may carry lone surrogates ("\ud800") that cannot be written as UTF-8; ASCII
+    # (most of what a tracker sees) always can, and isascii() is nearly free.
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise Rejected("invalid_string", f"{name} is not valid unicode") from exc
+    if "\x00" in text:
+        raise Rejected("invalid_string", f"{name} contains a NUL character")
+
+
+def _enum(fields: Mapping[str, Any], name: str, symbols: tuple[str, ...], *,
+          default: str | None = None, required: bool = False) -> str | None:
+    value = _text(fields, name, 64, required=required and default is None)
+    if value is None:
+        return default
+    value = value.lower()
+    if value not in symbols:
+        raise Rejected(f"invalid_{name}", f"{name} {value[:64]!r} is not one of {', '.join(symbols)}")
+    return value
+
+
+def _int(fields: Mapping[str, Any], name: str) -> int | None:
+    value = fields.get(name)
+    if not _present(value):
+        return None
+    if isinstance(value, bool):
+        raise Rejected("invalid_field", f"{name} must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,19}\s*", value):
+        return int(value)
+    raise Rejected("invalid_field", f"{name} must be an integer")
+
+
+def _event_id(fields: Mapping[str, Any], *, deterministic: str | None) -> str:
+    """The given event_id (must be a uuid), else a random or content-derived one."""
+    value = fields.get("event_id")
+    if _present(value):
+        if not isinstance(value, str):
+            raise Rejected("invalid_event_id", "event_id must be a uuid string")
+        try:
+            return str(uuid.UUID(value.strip()))
+        except ValueError as exc:
+            raise Rejected("invalid_event_id", f"event_id {value[:64]!r} is not a uuid") from exc
+    if deterministic is None:
+        return str(uuid.uuid4())
+    canonical = json.dumps({k: v for k, v in fields.items() if _present(v)}, sort_keys=True, default=str)
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{deterministic}:{canonical}"))
+
+
+def parse_event_time(value: Any, *, name: str = "event_time", now: int | None = None) -> int:
+    """Epoch milliseconds from an int/float (epoch ms), a numeric string or ISO-8601.
+
+    ISO-8601 without an offset is read as UTC. Values before 2000 or more than a
+    day in the future are rejected (usually seconds passed as milliseconds).
+    """
+    now = now_ms() if now is None else now
+    millis: int
+    if isinstance(value, bool) or value is None:
+        raise Rejected("invalid_event_time", f"{name} must be ISO-8601 or epoch milliseconds")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise Rejected("invalid_event_time", f"{name} is not finite")
+        millis = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"-?\d{1,16}(\.\d+)?", text):
+            millis = int(float(text))
+        else:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError as exc:
+                raise Rejected("invalid_event_time",
+                               f"{name} {text[:64]!r} is neither ISO-8601 nor epoch milliseconds") from exc
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            millis = int(parsed.timestamp() * 1000)
+    else:
+        raise Rejected("invalid_event_time", f"{name} must be ISO-8601 or epoch milliseconds")
+    if millis < MIN_EVENT_TIME_MS or millis > now + MAX_FUTURE_MS:
+        raise Rejected("invalid_event_time", f"{name} {millis} ms is before 2000 or more than a day ahead")
+    return millis
+
+
+def _event_time(fields: Mapping[str, Any], received_at: int, *, required: bool) -> int:
+    """event_time if given; else receive time corrected by the device's own queueing delay.
+
+    A browser's clock can be wrong by hours, but the difference between two readings
+    of the same clock (sent - created) is still a good measure of how long the event
+    waited on the device, so ``received_at - (sent - created)`` is a trustworthy event
+    time that a wrong clock cannot move.
+    """
+    if _present(fields.get("event_time")):
+        return parse_event_time(fields["event_time"], now=received_at)
+    if required:
+        raise Rejected("missing_field", "event_time is required")
+    created, sent = _int(fields, "created_at"), _int(fields, "sent_at")
+    if created is None or sent is None:
+        return received_at
+    delay = sent - created
+    if delay < 0 or delay > MAX_DEVICE_DELAY_MS:
+        raise Rejected("invalid_device_times", f"sent_at - created_at = {delay} ms is not a plausible delay")
+    return received_at - delay
+
+
+def _string_map(fields: Mapping[str, Any], name: str) -> dict[str, str]:
+    """A flat map of strings; scalars are stringified, emails in values redacted."""
+    value = fields.get(name)
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, Mapping):
+        raise Rejected("invalid_field", f"{name} must be an object of strings")
+    if len(value) > MAX_MAP_ENTRIES:
+        raise Rejected("field_too_long", f"{name} has more than {MAX_MAP_ENTRIES} entries")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or len(key) > 128:
+            raise Rejected("invalid_field", f"{name} keys must be short non-empty strings")
+        _check_unicode(f"{name} key", key)
+        if item is None:
+            continue
+        if isinstance(item, bool):
+            text = "true" if item else "false"
+        elif isinstance(item, (str, int, float)):
+            text = str(item)
+        else:
+            raise Rejected("invalid_field", f"{name}.{key[:64]} must be a string, number or boolean")
+        if len(text) > MAX_TEXT:
+            raise Rejected("field_too_long", f"{name}.{key[:64]} is longer than {MAX_TEXT} characters")
+        _check_unicode(f"{name}.{key[:64]}", text)
+        out[key] = redact_emails(text)
+    return out
+
+
+def _url(fields: Mapping[str, Any], name: str, *, absolute: bool) -> str | None:
+    value = _text(fields, name, MAX_URL)
+    if value is None:
+        return None
+    if absolute:
+        try:
+            parts = urlsplit(value)
+        except ValueError as exc:  # e.g. an invalid IPv6 literal
+            raise Rejected("invalid_url", f"{name} is not a URL") from exc
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise Rejected("invalid_url", f"{name} must be an absolute http(s) URL")
+    return redact_emails(value)
+
+
+def _email(fields: Mapping[str, Any]) -> str | None:
+    value = _text(fields, "email", 320)
+    if value is None:
+        return None
+    try:
+        return email_sha256(value)
+    except ValueError as exc:
+        raise Rejected("invalid_email", "email is not an email address") from exc
+
+
+# ---- records ---------------------------------------------------------------------------
+def pixel_fields(params: Mapping[str, str]) -> dict[str, Any]:
+    """Map the pixel's short query parameters to the JSON field names.
+
+    UTM parameters and click ids that appear at the top level of the query string
+    belong to the page URL: they are there when ``u`` was not percent-encoded
+    (``/p.gif?u=https://x/?utm_source=a&utm_medium=b``), so they are put back on it.
+    """
+    fields: dict[str, Any] = {}
+    extras: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if key in PIXEL_PARAMS:
+            fields[PIXEL_PARAMS[key]] = value
+        elif key in UTM_FIELDS or key in CLICK_IDS:
+            extras.append((key, value))
+    url = fields.get("url")
+    if extras and isinstance(url, str) and url:
+        fields["url"] = url + ("&" if "?" in url else "?") + urlencode(extras)
+    elif extras:
+        fields.update(dict(extras))
+    return fields
+
+
+def touch_record(
+    fields: Mapping[str, Any],
+    *,
+    received_at: int,
+    user_agent: str | None = None,
+    require_event_time: bool = False,
+    deterministic_id: bool = False,
+    extra_properties: bool = False,
+) -> Record:
+    """A Touch from JSON/CSV/API fields.
+
+    Page views need an absolute http(s) ``url``; offline touches (calls, scans,
+    webinars) may come without one but need ``anonymous_id`` or ``contact_id``.
+    With ``extra_properties`` (CSV imports), unknown non-empty columns become
+    ``properties``.
+    """
+    touch_type = _enum(fields, "type", TOUCH_TYPES, default=None) or _enum(
+        fields, "touch_type", TOUCH_TYPES, default="page_view")
+    anonymous_id = _text(fields, "anonymous_id", MAX_ID)
+    contact_id = _text(fields, "contact_id", MAX_ID)
+    if anonymous_id is None and contact_id is None:
+        raise Rejected("missing_field", "anonymous_id or contact_id is required")
+    url = _url(fields, "url", absolute=True)
+    if url is None and touch_type == "page_view":
+        raise Rejected("missing_field", "url is required for a page_view")
+    referrer = _url(fields, "referrer", absolute=False)
+    title = _text(fields, "title", MAX_TEXT) or _text(fields, "page_title", MAX_TEXT)
+    ua = user_agent if user_agent is not None else _text(fields, "user_agent", MAX_TEXT)
+    if ua is not None:
+        ua = ua[:MAX_TEXT]
+    record: Record = {
+        "event_id": _event_id(fields, deterministic="touch" if deterministic_id else None),
+        "event_time": _event_time(fields, received_at, required=require_event_time),
+        "received_at": received_at,
+        "anonymous_id": anonymous_id,
+        "contact_id": contact_id,
+        "touch_type": touch_type,
+        "url": url,
+        "referrer": referrer,
+        "user_agent": ua,
+        "page_title": redact_emails(title) if title else None,
+        "is_bot": is_bot(ua),
+        "properties": _string_map(fields, "properties"),
+    }
+    # Attribution parameters: an explicit field wins, else the page URL's query.
+    query: dict[str, str] = {}
+    if url and "?" in url:
+        # The query is what lies between "?" and "#": cheaper than a third urlsplit.
+        for key, value in parse_qsl(url.partition("?")[2].partition("#")[0], keep_blank_values=False):
+            query.setdefault(key.lower(), value)
+    for name in (*UTM_FIELDS, *CLICK_IDS):
+        explicit = _text(fields, name, MAX_TEXT) if name in fields else None
+        found = explicit if explicit is not None else query.get(name)
+        record[name] = redact_emails(found)[:MAX_TEXT] if found else None
+    if extra_properties:
+        known = {*TOUCH_FIELDS, *UTM_FIELDS, *CLICK_IDS}
+        for key, value in fields.items():
+            if key not in known and _present(value) and isinstance(value, str):
+                record["properties"][key] = redact_emails(value)[:MAX_TEXT]
+    return record
+
+
+TOUCH_FIELDS = ("event_id", "event_time", "created_at", "sent_at", "anonymous_id", "contact_id", "type",
+                "touch_type", "url", "referrer", "title", "page_title", "user_agent", "properties")
+
+
+def identify_record(
+    fields: Mapping[str, Any],
+    *,
+    received_at: int,
+    require_event_time: bool = False,
+    deterministic_id: bool = False,
+    extra_traits: bool = False,
+) -> Record:
+    """An Identify: anonymous id -> contact id (given, or derived from the email hash)."""
+    anonymous_id = _text(fields, "anonymous_id", MAX_ID, required=True)
+    contact_id = _text(fields, "contact_id", MAX_ID)
+    email_hash = _email(fields)
+    if contact_id is None:
+        if email_hash is None:
+            raise Rejected("missing_field", "contact_id or email is required")
+        contact_id = contact_id_from_email(str(fields["email"]))
+    traits = _string_map(fields, "traits")
+    if extra_traits:
+        known = {"event_id", "event_time", "anonymous_id", "contact_id", "email", "source", "source_system",
+                 "traits"}
+        for key, value in fields.items():
+            if key not in known and _present(value) and isinstance(value, str):
+                traits[key] = redact_emails(value)[:MAX_TEXT]
+    return {
+        "event_id": _event_id(fields, deterministic="identify" if deterministic_id else None),
+        "event_time": _event_time(fields, received_at, required=require_event_time),
+        "received_at": received_at,
+        "anonymous_id": anonymous_id,
+        "contact_id": contact_id,
+        "email_sha256": email_hash,
+        "traits": traits,
+        "source_system": _text(fields, "source", MAX_TEXT) or _text(fields, "source_system", MAX_TEXT),
+    }
+
+
+def contact_change_record(
+    fields: Mapping[str, Any],
+    *,
+    received_at: int,
+    require_event_time: bool = True,
+    extra_properties: bool = False,
+) -> Record:
+    """A ContactChange (created, updated, merge) from a webhook, import or the API."""
+    change = _enum(fields, "change", CONTACT_CHANGES, required=True)
+    email_hash = _email(fields)
+    contact_id = _text(fields, "contact_id", MAX_ID)
+    if contact_id is None:
+        if email_hash is None:
+            raise Rejected("missing_field", "contact_id or email is required")
+        contact_id = contact_id_from_email(str(fields["email"]))
+    merged_into = _text(fields, "merged_into", MAX_ID)
+    if change == "merge" and merged_into is None:
+        raise Rejected("missing_field", "merged_into is required for a merge")
+    if merged_into is not None and merged_into == contact_id:
+        raise Rejected("invalid_merge", "a contact cannot be merged into itself")
+    properties = _string_map(fields, "properties")
+    if extra_properties:
+        known = {"event_id", "event_time", "contact_id", "change", "contact_source", "owner",
+                 "lifecycle_stage", "merged_into", "email", "source_system", "properties"}
+        for key, value in fields.items():
+            if key not in known and _present(value) and isinstance(value, str):
+                properties[key] = redact_emails(value)[:MAX_TEXT]
+    return {
+        "event_id": _event_id(fields, deterministic="contact"),
+        "event_time": _event_time(fields, received_at, required=require_event_time),
+        "received_at": received_at,
+        "contact_id": contact_id,
+        "change": change,
+        "contact_source": _text(fields, "contact_source", MAX_TEXT),
+        "owner": _text(fields, "owner", MAX_TEXT),
+        "lifecycle_stage": _enum(fields, "lifecycle_stage", LIFECYCLE_STAGES),
+        "merged_into": merged_into,
+        "email_sha256": email_hash,
+        "source_system": _text(fields, "source_system", MAX_TEXT),
+        "properties": properties,
+    }
+
+
+def _amount(fields: Mapping[str, Any]) -> float | None:
+    value = fields.get("amount")
+    if not _present(value):
+        return None
+    if isinstance(value, bool):
+        raise Rejected("invalid_amount", "amount must be a number")
+    try:
+        amount = float(value.replace(",", "") if isinstance(value, str) else value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise Rejected("invalid_amount", f"amount {str(value)[:64]!r} is not a number") from exc
+    if not math.isfinite(amount) or amount < 0:
+        raise Rejected("invalid_amount", "amount must be a finite number >= 0")
+    return amount
+
+
+def _id_list(fields: Mapping[str, Any], name: str) -> list[str]:
+    value = fields.get(name)
+    if not _present(value):
+        return []
+    items: list[Any]
+    if isinstance(value, str):
+        items = [v for v in (p.strip() for p in value.split(";")) if v]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise Rejected("invalid_field", f"{name} must be a list (';'-separated in CSV)")
+    out: list[str] = []
+    for i, item in enumerate(items):
+        one = _text({"id": item}, "id", MAX_ID)
+        if one is None:
+            raise Rejected("invalid_field", f"{name}[{i}] is empty")
+        if one not in out:
+            out.append(one)
+    return out
+
+
+def deal_change_record(
+    fields: Mapping[str, Any],
+    *,
+    received_at: int,
+    require_event_time: bool = True,
+) -> Record:
+    """A DealChange from a webhook, import or the API."""
+    contact_ids = _id_list(fields, "contact_ids")
+    primary = _text(fields, "primary_contact_id", MAX_ID)
+    if primary is None:
+        if not contact_ids:
+            raise Rejected("missing_field", "primary_contact_id (or contact_ids) is required")
+        primary = contact_ids[0]
+    if primary not in contact_ids:
+        contact_ids.insert(0, primary)
+    currency = _text(fields, "currency", 8) or "USD"
+    if not _CURRENCY.match(currency):
+        raise Rejected("invalid_currency", f"currency {currency!r} is not a 3-letter code")
+    version = _int(fields, "version")
+    if version is not None and version < 0:
+        raise Rejected("invalid_field", "version must be >= 0")
+    return {
+        "event_id": _event_id(fields, deterministic="deal"),
+        "event_time": _event_time(fields, received_at, required=require_event_time),
+        "received_at": received_at,
+        "deal_id": _text(fields, "deal_id", MAX_ID, required=True),
+        "change": _enum(fields, "change", DEAL_CHANGES, required=True),
+        "stage": _text(fields, "stage", MAX_TEXT),
+        "amount": _amount(fields),
+        "currency": currency.upper(),
+        "owner": _text(fields, "owner", MAX_TEXT),
+        "primary_contact_id": primary,
+        "contact_ids": contact_ids,
+        "pipeline": _text(fields, "pipeline", MAX_TEXT),
+        "close_reason": _text(fields, "close_reason", MAX_TEXT),
+        "source_system": _text(fields, "source_system", MAX_TEXT),
+        "version": version or 0,
+    }
+
+
+#: Dead letters keep at most this many bytes of the rejected input.
+MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
+
+
+def dead_letter_record(
+    *,
+    stage: str,
+    reason: str,
+    origin: str,
+    payload: bytes,
+    detail: str | None = None,
+    origin_topic: str | None = None,
+    origin_partition: int | None = None,
+    origin_offset: int | None = None,
+) -> Record:
+    """A DeadLetter: the reason, where the input came from and its raw bytes (bounded).
+
+    Emails in the payload are redacted like everywhere else: a rejected identify must
+    not leak the plain address it carried into the dead-letter topic.
+    """
+    payload = redact_emails(payload.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+    return {
+        "event_id": str(uuid.uuid4()),
+        "failed_at": now_ms(),
+        "stage": stage,
+        "reason": reason,
+        "detail": detail,
+        "origin": origin,
+        "origin_topic": origin_topic,
+        "origin_partition": origin_partition,
+        "origin_offset": origin_offset,
+        "payload": payload[:MAX_DEAD_LETTER_PAYLOAD],
+        "payload_truncated": len(payload) > MAX_DEAD_LETTER_PAYLOAD,
+    }
