@@ -131,7 +131,7 @@ class Pipeline:
     def _table(self, name: str) -> Any:
         return self.app.Table(
             name, default=None, partitions=self.settings.topic_partitions,
-            key_serializer="raw", value_serializer="json", extra_topic_configs=CHANGELOG_CONFIG,
+            key_type=str, value_type=None, extra_topic_configs=CHANGELOG_CONFIG,
         )
 
     def _declare(self) -> None:
@@ -202,7 +202,7 @@ class Pipeline:
             # the current event; in a batch that must be an event of the written key.
             token = _current_event.set(weakref.ref(event))
             try:
-                table[key] = value
+                table[key.decode()] = value
             finally:
                 _current_event.reset(token)
         if batch.writes:
@@ -212,7 +212,7 @@ class Pipeline:
     def _get(self, table: Any, key: bytes, event: EventT) -> Any:
         token = _current_event.set(weakref.ref(event))
         try:
-            return table.get(key)
+            return table.get(key.decode())
         finally:
             _current_event.reset(token)
 
