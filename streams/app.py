@@ -100,6 +100,7 @@ class Pipeline:
         self.taxonomy = taxonomy or load_taxonomy(settings.taxonomy_path, settings.site_domain_list)
         self.half_life = settings.engagement_half_life_days
         self.counters: Counter[str] = Counter()
+        self._pending: list[Awaitable[Any]] = []  # changelog deliveries not yet awaited
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")],
@@ -148,7 +149,9 @@ class Pipeline:
             # take_events (not take): the batch handler needs each event's partition.
             async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):  # type: ignore[attr-defined]
                 try:
+                    t0 = time.perf_counter()
                     await handler(list(events))
+                    log.debug("stage %s: %d events in %.4fs", name, len(events), time.perf_counter() - t0)
                 except Exception:
                     # Per-event errors are dead-lettered inside the handler; what reaches
                     # here is a failure to deliver (broker gone, producer fenced). Leaving
@@ -190,23 +193,35 @@ class Pipeline:
             return None
 
     async def commit_batch(self, batch: Batch) -> None:
-        """Publish outputs and wait for them, then write state, then flush the changelog."""
+        """Publish outputs and wait for their delivery, then write the tables.
+
+        Outputs first: if the process dies after the state was written but before an
+        output was delivered, the replayed batch would find nothing changed and never
+        emit it again. Table writes go to RocksDB and to the changelog directly (the
+        same bytes Faust would write, to the partition of the key's source event),
+        without Faust's one-message-at-a-time send buffer; Faust flushes the producer
+        before it commits offsets, so no offset is committed ahead of its changelog.
+        """
         producer = self.app.producer
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await asyncio.gather(*pending)  # the previous batch's changelog: backpressure
         futures = [await producer.send(topic, key, value, None, None, None)
                    for topic, key, value in batch.outputs]
         if futures:
             await asyncio.gather(*futures)
         for table, key, value in batch.writes:
             event = batch.events[key]
-            # Faust routes a table write (RocksDB partition and changelog partition) by
-            # the current event; in a batch that must be an event of the written key.
+            partition = event.message.partition
+            store = table.data
+            key_bytes, value_bytes = store._encode_key(key.decode()), store._encode_value(value)
             token = _current_event.set(weakref.ref(event))
             try:
-                table[key.decode()] = value
+                store._set(key_bytes, value_bytes)  # RocksDB of the event's partition
             finally:
                 _current_event.reset(token)
-        if batch.writes:
-            await producer.flush()
+            self._pending.append(await producer.send(
+                table.changelog_topic.get_topic_name(), key_bytes, value_bytes, partition, None, None))
         self.counters["outputs"] += len(batch.outputs)
 
     def _get(self, table: Any, key: bytes, event: EventT) -> Any:

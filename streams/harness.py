@@ -239,13 +239,13 @@ def read_latest(settings: Settings, base: str, version_field: str,
             for msg in consumer.consume(10_000, timeout=1.0):
                 if msg.error():
                     continue
-                tp = (msg.topic(), msg.partition())
-                _, record = decode(msg.value())
+                tp = (str(msg.topic()), int(msg.partition() or 0))
+                _, record = decode(msg.value() or b"")
                 key = str(record[key_field]) if key_field else (msg.key() or b"").decode()
                 prev = latest.get(key)
                 if prev is None or record[version_field] >= prev[version_field]:
                     latest[key] = record
-                if tp in todo and msg.offset() + 1 >= todo[tp]:
+                if tp in todo and int(msg.offset() or 0) + 1 >= todo[tp]:
                     del todo[tp]
         if todo:
             raise TimeoutError(f"could not read {name} to its end: {todo}")
