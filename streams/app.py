@@ -115,6 +115,9 @@ class Pipeline:
             # changelogs; recovery from the changelog is the tested path.
             table_standby_replicas=0,
             broker_commit_interval=1.0,
+            # A killed worker's partitions move to the others after this long.
+            broker_session_timeout=20.0,
+            broker_heartbeat_interval=3.0,
             stream_buffer_maxsize=BATCH_SIZE * 2,
             producer_linger_ms=5,
             producer_max_batch_size=256 * 1024,
