@@ -48,7 +48,7 @@ from faust.types import EventT
 from leadstream.errors import SchemaError
 from leadstream.settings import Settings
 from schemas.codec import Codec, get_codec
-from schemas.topics import Topics
+from schemas.topics import TOPIC_RECORDS, Topics
 from streams import state as S
 from streams.taxonomy import Taxonomy, load_taxonomy
 
@@ -122,6 +122,10 @@ class Pipeline:
             producer_linger_ms=5,
             producer_max_batch_size=256 * 1024,
         )
+        #: topic name -> the one record type it may carry
+        self.expected_records = {self.topics.name(base): rec for base, rec in TOPIC_RECORDS.items()}
+        self.expected_records[self.topics.name("contact-events")] = "ContactEvent"
+        self.expected_records[self.topics.name("deal-events")] = "DealStamp"
         self._declare()
 
     # ---- declarations ----------------------------------------------------------------
@@ -186,14 +190,20 @@ class Pipeline:
         batch.outputs.append((self.topics.dead_letter, _b(msg.topic), self.codec.encode("DeadLetter", record)))
 
     def decode(self, batch: Batch, stage: str, event: EventT) -> tuple[str, dict[str, Any]] | None:
+        """The event's record, or None after dead-lettering it (undecodable, wrong type)."""
         value = event.message.value
         try:
             if not isinstance(value, bytes | bytearray):
                 raise SchemaError("payload is not bytes")
-            return self.codec.decode(bytes(value))
+            name, record = self.codec.decode(bytes(value))
         except SchemaError as exc:
             self.dead_letter(batch, stage, event, f"undecodable: {exc}")
             return None
+        expected = self.expected_records.get(event.message.topic)
+        if expected is not None and name != expected:
+            self.dead_letter(batch, stage, event, f"unexpected record {name} on {event.message.topic}")
+            return None
+        return name, record
 
     async def commit_batch(self, batch: Batch) -> None:
         """Publish outputs and wait for their delivery, then write the tables.
