@@ -31,6 +31,7 @@ dead-letter topic with its reason; no exception escapes an agent.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -42,10 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from confluent_kafka import Producer
 from faust.streams import _current_event
 from faust.types import EventT
 
-from leadstream.errors import SchemaError
+from leadstream.errors import SchemaError, StreamError
 from leadstream.settings import Settings
 from schemas.codec import Codec, get_codec
 from schemas.topics import TOPIC_RECORDS, Topics
@@ -73,12 +75,54 @@ CHANGELOG_CONFIG = {"cleanup.policy": "compact", "retention.ms": "-1", "retentio
 Out = tuple[str, bytes | None, bytes]  # (topic, key, value)
 
 
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _dumps(value: Any) -> bytes:
+    return _encoder.encode(value).encode()
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
 def _b(key: str | None) -> bytes | None:
     return key.encode() if key is not None else None
+
+
+class Outbox:
+    """A confluent-kafka producer whose deliveries a coroutine can wait for.
+
+    Same partitioner as the producers and as aiokafka (murmur2), so a key lands in
+    the same partition whichever client wrote it.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.producer = Producer(settings.kafka_producer_config(**{"linger.ms": 2}))
+        self.errors: list[str] = []
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.errors.append(f"{msg.topic()}: {err}")
+
+    def produce(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+        while True:
+            try:
+                if partition is None:
+                    self.producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                else:
+                    self.producer.produce(topic, value=value, key=key, partition=partition,
+                                          on_delivery=self._on_delivery)
+                return
+            except BufferError:
+                self.producer.poll(0.05)  # local queue full: serve deliveries, then retry
+
+    async def delivered(self, timeout: float = 120.0) -> None:
+        """Wait (in a thread, the loop keeps running) until everything produced is acknowledged."""
+        remaining = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, timeout)
+        if remaining or self.errors:
+            errors, self.errors = self.errors, []
+            raise StreamError(f"{remaining} messages undelivered; errors: {errors[:5]}")
 
 
 class Batch:
@@ -100,7 +144,9 @@ class Pipeline:
         self.taxonomy = taxonomy or load_taxonomy(settings.taxonomy_path, settings.site_domain_list)
         self.half_life = settings.engagement_half_life_days
         self.counters: Counter[str] = Counter()
-        self._pending: list[Awaitable[Any]] = []  # changelog deliveries not yet awaited
+        # One librdkafka producer per stage: produce() costs a few microseconds and no
+        # await; each stage waits only for its own batch's deliveries.
+        self.outboxes = {stage: Outbox(settings) for stage in ("identity", "contact", "deal")}
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")],
@@ -139,7 +185,9 @@ class Pipeline:
     def _table(self, name: str) -> Any:
         return self.app.Table(
             name, default=None, partitions=self.settings.topic_partitions,
-            key_type=str, value_type=None, extra_topic_configs=CHANGELOG_CONFIG,
+            # Raw bytes both ways: the agents encode states with the C JSON encoder
+            # (Faust's own JSON codec costs several times more per write).
+            key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG,
         )
 
     def _declare(self) -> None:
@@ -205,44 +253,39 @@ class Pipeline:
             return None
         return name, record
 
-    async def commit_batch(self, batch: Batch) -> None:
-        """Publish outputs and wait for their delivery, then write the tables.
+    async def commit_batch(self, batch: Batch, stage: str) -> None:
+        """Publish the outputs and wait for them, then write the tables and wait again.
 
         Outputs first: if the process dies after the state was written but before an
         output was delivered, the replayed batch would find nothing changed and never
-        emit it again. Table writes go to RocksDB and to the changelog directly (the
-        same bytes Faust would write, to the partition of the key's source event),
-        without Faust's one-message-at-a-time send buffer; Faust flushes the producer
-        before it commits offsets, so no offset is committed ahead of its changelog.
+        emit it again. Table writes go to RocksDB and to the changelog (the same bytes
+        Faust would write, to the partition of the key's source event). Both waits end
+        before this returns, so Faust acknowledges (and later commits) only events whose
+        effects are on the broker.
         """
-        producer = self.app.producer
-        if self._pending:
-            pending, self._pending = self._pending, []
-            await asyncio.gather(*pending)  # the previous batch's changelog: backpressure
-        futures = [await producer.send(topic, key, value, None, None, None)
-                   for topic, key, value in batch.outputs]
-        if futures:
-            await asyncio.gather(*futures)
+        outbox = self.outboxes[stage]
+        for topic, key, value in batch.outputs:
+            outbox.produce(topic, key, value)
+        await outbox.delivered()
         for table, key, value in batch.writes:
             event = batch.events[key]
-            partition = event.message.partition
-            store = table.data
-            key_bytes, value_bytes = store._encode_key(key.decode()), store._encode_value(value)
+            value_bytes = _dumps(value)
             token = _current_event.set(weakref.ref(event))
             try:
-                store._set(key_bytes, value_bytes)  # RocksDB of the event's partition
+                table.data._set(key, value_bytes)  # RocksDB of the event's partition
             finally:
                 _current_event.reset(token)
-            self._pending.append(await producer.send(
-                table.changelog_topic.get_topic_name(), key_bytes, value_bytes, partition, None, None))
+            outbox.produce(table.changelog_topic.get_topic_name(), key, value_bytes, event.message.partition)
+        await outbox.delivered()
         self.counters["outputs"] += len(batch.outputs)
 
     def _get(self, table: Any, key: bytes, event: EventT) -> Any:
         token = _current_event.set(weakref.ref(event))
         try:
-            return table.get(key.decode())
+            raw = table.get(key)
         finally:
             _current_event.reset(token)
+        return json.loads(raw) if raw is not None else None
 
     def _emit(self, batch: Batch, topic: str, key: str | None, name: str, record: dict[str, Any]) -> None:
         batch.outputs.append((topic, _b(key), self.codec.encode(name, record)))
@@ -288,7 +331,7 @@ class Pipeline:
             batch.writes.append((self.anon_table, key, anon_state))
             batch.events[key] = items[-1][0]
         self.counters["identity.events"] += len(events)
-        await self.commit_batch(batch)
+        await self.commit_batch(batch, "identity")
 
     def _classify(self, touch: dict[str, Any]) -> Any:
         return self.taxonomy.classify(touch)
@@ -370,7 +413,7 @@ class Pipeline:
                 for event, _, _ in items:
                     self.dead_letter(batch, "contact", event, f"{type(exc).__name__}: {exc}")
         self.counters["contact.events"] += len(events)
-        await self.commit_batch(batch)
+        await self.commit_batch(batch, "contact")
 
     def _contact_group(self, batch: Batch, key: bytes, items: list[tuple[EventT, str, dict[str, Any]]]) -> None:
         contact_id = key.decode()
@@ -507,7 +550,7 @@ class Pipeline:
             batch.writes.append((self.deal_table, key, deal))
             batch.events[key] = items[-1][0]
         self.counters["deal.events"] += len(events)
-        await self.commit_batch(batch)
+        await self.commit_batch(batch, "deal")
 
     def _emit_deal(self, batch: Batch, deal: dict[str, Any]) -> None:
         view = S.deal_view(deal)
