@@ -8,7 +8,8 @@ touches over C anonymous visitors, every visitor identified once):
    first-touch update, enriched outputs, contact stage behind it; timed from "ready"
    until its consumer group has committed everything (raw and internal topics);
 3. a naive Faust agent over the same topics: one table write and one ``await send``
-   per event, no batching;
+   per event, no batching; and a bare Faust agent that only consumes (the ceiling of
+   any agent that iterates a Faust stream on the machine);
 4. the worker's resident memory growth, scaled to 100k contacts.
 
 Goals (issue 4): worker >= 0.25x raw drain and >= 10x the naive agent.
@@ -41,7 +42,7 @@ from leadstream.kafka_admin import create_topics, delete_topics  # noqa: E402
 from leadstream.settings import Settings, get_settings  # noqa: E402
 from schemas.codec import encode  # noqa: E402
 from schemas.topics import Topics  # noqa: E402
-from streams.harness import WorkerProcess, end_offsets, group_lag, worker_env  # noqa: E402
+from streams.harness import LagProbe, WorkerProcess, end_offsets, worker_env  # noqa: E402
 
 T0 = 1_735_689_600_000  # 2025-01-01
 SOURCES = [("google", "cpc"), ("facebook", "paid_social"), ("newsletter", "email"), ("linkedin", "social"),
@@ -118,27 +119,32 @@ def rss_kb(pid: int) -> int:
 def wait_drained(settings: Settings, group: str, bases: tuple[str, ...], proc: subprocess.Popen[bytes] | None,
                  timeout: float = 1800) -> float:
     """Seconds until ``group`` has committed everything on ``bases``."""
+    probe = LagProbe(settings, group, bases)
     start = time.perf_counter()
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        if group_lag(settings, group, bases) == 0:
-            return time.perf_counter() - start
-        if time.perf_counter() - start > timeout:
-            raise TimeoutError(f"{group} not drained after {timeout}s")
-        time.sleep(0.25)  # poll interval of the lag
+    try:
+        while True:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"process exited with {proc.returncode}")
+            if probe.lag() == 0:
+                return time.perf_counter() - start
+            if time.perf_counter() - start > timeout:
+                raise TimeoutError(f"{group} not drained after {timeout}s")
+            time.sleep(0.5)  # poll interval of the lag
+    finally:
+        probe.close()
 
 
-# ---- the naive agent (runs in its own process: `bench/stream.py --naive-agent`) ---------------
+# ---- baseline agents (each in its own process: `bench/stream.py --baseline-agent naive|bare`) ----
 
-def naive_agent_main() -> None:
+def naive_agent_main(kind: str) -> None:
+    """``naive``: table write + await send per event; ``bare``: consumes and does nothing."""
     import faust
 
     settings = get_settings()
     topics = Topics(settings.topic_prefix)
-    (settings.data_dir / "naive").mkdir(parents=True, exist_ok=True)
-    app = faust.App(f"{settings.app_id}-naive", broker=f"kafka://{settings.kafka_bootstrap_servers}",
-                    store="rocksdb://", datadir=str(settings.data_dir / "naive"), web_enabled=False,
+    (settings.data_dir / kind).mkdir(parents=True, exist_ok=True)
+    app = faust.App(f"{settings.app_id}-{kind}", broker=f"kafka://{settings.kafka_bootstrap_servers}",
+                    store="rocksdb://", datadir=str(settings.data_dir / kind), web_enabled=False,
                     topic_partitions=settings.topic_partitions, processing_guarantee="at_least_once",
                     table_standby_replicas=0, consumer_auto_offset_reset="earliest")
     source = app.topic(topics.touches, topics.identities, key_type=bytes, value_type=bytes,
@@ -150,11 +156,13 @@ def naive_agent_main() -> None:
     @app.agent(source, name="naive", concurrency=1)
     async def naive(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            if kind == "bare":
+                continue
             key = event.key.decode() if event.key else ""
             table[key] = {"seen": event.message.offset}
             await out.send(key=event.key, value=event.value)
 
-    ready = settings.data_dir / "naive" / "READY"
+    ready = settings.data_dir / kind / "READY"
 
     class Worker(faust.Worker):
         async def on_startup_finished(self) -> None:
@@ -168,10 +176,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--touches", type=int, default=60_000)
     parser.add_argument("--contacts", type=int, default=10_000)
-    parser.add_argument("--naive-agent", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-agent", choices=("naive", "bare"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.naive_agent:
-        naive_agent_main()
+    if args.baseline_agent:
+        naive_agent_main(args.baseline_agent)
         return
 
     base = get_settings()
@@ -205,21 +213,26 @@ def main() -> None:
               f"(end to end: identity and contact stages)")
 
         env = worker_env(settings, workdir)
-        naive = subprocess.Popen([sys.executable, __file__, "--naive-agent"], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=(workdir / "naive.log").open("wb"))
-        try:
-            ready = workdir / "naive" / "READY"
-            while not ready.exists():  # the clock starts when the agent is up, as for the worker
-                if naive.poll() is not None:
-                    raise RuntimeError(f"naive agent exited: see {workdir / 'naive.log'}")
-                time.sleep(0.1)
-            secs = wait_drained(settings, f"{settings.app_id}-naive", ("touches", "identities"), naive)
-        finally:
-            naive.terminate()
-            naive.wait(60)
-        naive_rate = n / secs
-        print(f"naive Faust agent         : {n} raw events in {secs:6.2f}s = {naive_rate:10.0f} events/s "
+        rates = {}
+        for kind in ("naive", "bare"):
+            proc = subprocess.Popen([sys.executable, __file__, "--baseline-agent", kind], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=(workdir / f"{kind}.log").open("wb"))
+            try:
+                ready = workdir / kind / "READY"
+                while not ready.exists():  # the clock starts when the agent is up, as for the worker
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{kind} agent exited: see {workdir / f'{kind}.log'}")
+                    time.sleep(0.1)
+                secs = wait_drained(settings, f"{settings.app_id}-{kind}", ("touches", "identities"), proc)
+            finally:
+                proc.terminate()
+                proc.wait(60)
+            rates[kind] = n / secs
+        naive_rate = rates["naive"]
+        print(f"naive Faust agent         : {n} raw events at {naive_rate:10.0f} events/s "
               f"(table write + await send per event)")
+        print(f"bare Faust agent          : {n} raw events at {rates['bare']:10.0f} events/s "
+              f"(consumes, does nothing: the framework's ceiling here)")
 
         per_100k = (rss1 - rss0) / 1024 / args.contacts * 100_000
         print(f"worker memory             : RSS {rss0 / 1024:.0f} MiB ready -> {rss1 / 1024:.0f} MiB after "
@@ -228,6 +241,8 @@ def main() -> None:
               f"{'MET' if worker_rate / raw_rate >= 0.25 else 'NOT MET'}")
         print(f"ratio vs naive agent      : {worker_rate / naive_rate:6.2f}x  (goal >= 10x) "
               f"{'MET' if worker_rate / naive_rate >= 10 else 'NOT MET'}")
+        print(f"ratio bare agent vs raw   : {rates['bare'] / raw_rate:6.3f}x  (what any per-event Faust agent "
+              f"can reach on this machine)")
         print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
     finally:
         delete_topics(settings, [*topics.all(), topics.name("naive-out")])

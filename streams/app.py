@@ -258,6 +258,17 @@ class Pipeline:
             return None
         return name, record
 
+    def keyed_by(self, batch: Batch, stage: str, event: EventT, key: bytes) -> bool:
+        """True when the message key is the entity's id; else dead-letter the event.
+
+        The entity's state lives in the partition its id hashes to; a message keyed by
+        something else arrives in another partition, where that state is not.
+        """
+        if event.message.key == key:
+            return True
+        self.dead_letter(batch, stage, event, f"keyed by {event.message.key!r}, not by its entity id {key!r}")
+        return False
+
     async def commit_batch(self, batch: Batch, stage: str) -> None:
         """Publish the outputs and wait for them, then write the tables and wait again.
 
@@ -322,6 +333,8 @@ class Pipeline:
                 self._contact_touch(batch, event, rec)
                 continue
             key = str(anon).encode()
+            if not self.keyed_by(batch, "identity", event, key):
+                continue
             groups.setdefault(key, []).append((event, name, rec))
         for key, items in groups.items():
             anon_state = self._get(self.anon_table, key, items[-1][0]) or S.new_anon()
@@ -410,7 +423,10 @@ class Pipeline:
             if not rec.get("contact_id"):
                 self.dead_letter(batch, "contact", event, f"{name} without contact_id")
                 continue
-            groups.setdefault(rec["contact_id"].encode(), []).append((event, name, rec))
+            key = rec["contact_id"].encode()
+            if not self.keyed_by(batch, "contact", event, key):
+                continue
+            groups.setdefault(key, []).append((event, name, rec))
         for key, items in groups.items():
             try:
                 self._contact_group(batch, key, items)
@@ -535,7 +551,10 @@ class Pipeline:
             if not rec.get("deal_id") or (name == "DealChange" and not rec.get("primary_contact_id")):
                 self.dead_letter(batch, "deal", event, f"{name} without deal_id or primary_contact_id")
                 continue
-            groups.setdefault(rec["deal_id"].encode(), []).append((event, name, rec))
+            key = rec["deal_id"].encode()
+            if not self.keyed_by(batch, "deal", event, key):
+                continue
+            groups.setdefault(key, []).append((event, name, rec))
         for key, items in groups.items():
             deal = self._get(self.deal_table, key, items[-1][0]) or S.new_deal(key.decode())
             for event, name, rec in items:

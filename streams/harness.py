@@ -29,6 +29,7 @@ from schemas.topics import TOPIC_RECORDS, Topics
 __all__ = [
     "INPUT_TOPICS",
     "OUTPUT_TOPICS",
+    "LagProbe",
     "WorkerProcess",
     "end_offsets",
     "group_lag",
@@ -176,22 +177,36 @@ def end_offsets(settings: Settings, names: Sequence[str]) -> dict[tuple[str, int
         consumer.close()
 
 
+class LagProbe:
+    """Lag of a consumer group on some topics, with one long-lived client (cheap to poll)."""
+
+    def __init__(self, settings: Settings, group_id: str | None = None, bases: Sequence[str] = INPUT_TOPICS) -> None:
+        topics = Topics(settings.topic_prefix)
+        admin = AdminClient(settings.kafka_common_config())
+        self.partitions = _partitions(admin, [topics.name(b) for b in bases])
+        self.consumer = Consumer(settings.kafka_consumer_config(group_id or settings.app_id))
+
+    def lag(self) -> int:
+        committed = self.consumer.committed([TopicPartition(tp.topic, tp.partition) for tp in self.partitions],
+                                            timeout=10)
+        total = 0
+        for tp in committed:
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10,
+                                                          cached=False)
+            total += max(0, high - (tp.offset if tp.offset >= 0 else 0))
+        return total
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 def group_lag(settings: Settings, group_id: str | None = None, bases: Sequence[str] = INPUT_TOPICS) -> int:
     """Messages of ``bases`` not yet committed by the worker group (the app id)."""
-    topics = Topics(settings.topic_prefix)
-    names = [topics.name(b) for b in bases]
-    ends = end_offsets(settings, names)
-    consumer = Consumer(settings.kafka_consumer_config(group_id or settings.app_id))
+    probe = LagProbe(settings, group_id, bases)
     try:
-        committed = consumer.committed([TopicPartition(t, p) for t, p in ends], timeout=10)
+        return probe.lag()
     finally:
-        consumer.close()
-    lag = 0
-    for tp in committed:
-        high = ends[(tp.topic, tp.partition)]
-        offset = tp.offset if tp.offset >= 0 else 0
-        lag += max(0, high - offset)
-    return lag
+        probe.close()
 
 
 def wait_idle(settings: Settings, timeout: float = 600.0, quiet: float = 5.0,
@@ -200,24 +215,29 @@ def wait_idle(settings: Settings, timeout: float = 600.0, quiet: float = 5.0,
 
     Returns the seconds waited. Fails early when a worker process died.
     """
-    topics = Topics(settings.topic_prefix)
-    outputs = [topics.name(b) for b in OUTPUT_TOPICS]
+    inputs = LagProbe(settings)
+    outputs = LagProbe(settings, "ls-harness-offsets", OUTPUT_TOPICS)
     start = time.monotonic()
     deadline = start + timeout
-    last_out: dict[tuple[str, int], int] = {}
+    last_out: list[int] = []
     stable_since: float | None = None
-    while time.monotonic() < deadline:
-        for w in workers:
-            if not w.alive():
-                raise RuntimeError(f"worker {w.worker_id} died; log: {w.log_tail()}")
-        out = end_offsets(settings, outputs)
-        now = time.monotonic()
-        if out != last_out:
-            last_out, stable_since = out, now
-        elif stable_since is not None and now - stable_since >= quiet and group_lag(settings) == 0:
-            return now - start
-        time.sleep(0.5)  # poll interval of the idle condition
-    raise TimeoutError(f"workers not idle after {timeout}s (lag {group_lag(settings)})")
+    try:
+        while time.monotonic() < deadline:
+            for w in workers:
+                if not w.alive():
+                    raise RuntimeError(f"worker {w.worker_id} died; log: {w.log_tail()}")
+            out = [outputs.consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
+                   for tp in outputs.partitions]
+            now = time.monotonic()
+            if out != last_out:
+                last_out, stable_since = out, now
+            elif stable_since is not None and now - stable_since >= quiet and inputs.lag() == 0:
+                return now - start
+            time.sleep(0.5)  # poll interval of the idle condition
+        raise TimeoutError(f"workers not idle after {timeout}s (lag {inputs.lag()})")
+    finally:
+        inputs.close()
+        outputs.close()
 
 
 def read_latest(settings: Settings, base: str, version_field: str,

@@ -29,7 +29,7 @@ def _touch(anon: str | None, contact: str | None, t: int, **extra: object) -> di
 
 
 def test_bad_events_are_dead_lettered_and_good_ones_flow(topics: Settings, tmp_path: Path) -> None:
-    """Garbage, a touch naming nobody and a wrong record type go to dead-letter with reasons;
+    """Garbage, a touch naming nobody, a wrong record type and a mis-keyed touch go to dead-letter;
     the valid touch and identify after them still produce the enriched touch, contact and link."""
     settings = topics
     names = Topics(settings.topic_prefix)
@@ -43,6 +43,7 @@ def test_bad_events_are_dead_lettered_and_good_ones_flow(topics: Settings, tmp_p
         producer.produce(names.touches, key=b"anon-x", value=garbage)
         producer.produce(names.touches, key=b"nobody", value=encode("Touch", _touch(None, None, T0)))
         producer.produce(names.touches, key=b"anon-1", value=encode("Identify", identify))
+        producer.produce(names.touches, key=b"wrong-key", value=encode("Touch", _touch("anon-2", None, T0)))
         good = _touch("anon-1", None, T0, url="https://www.leadstream.example/?utm_source=google&utm_medium=cpc",
                       utm_source="google", utm_medium="cpc")
         producer.produce(names.touches, key=b"anon-1", value=encode("Touch", good))
@@ -55,10 +56,11 @@ def test_bad_events_are_dead_lettered_and_good_ones_flow(topics: Settings, tmp_p
 
     dead = read_latest(settings, "dead-letter", "failed_at", key_field="event_id")
     reasons = sorted(d["reason"] for d in dead.values())
-    assert len(reasons) == 3, reasons
+    assert len(reasons) == 4, reasons
     assert any(r.startswith("undecodable") for r in reasons)
     assert any("neither anonymous_id nor contact_id" in r for r in reasons)
     assert any("unexpected record Identify" in r for r in reasons)
+    assert any(r.startswith("keyed by b'wrong-key'") for r in reasons)
     for d in dead.values():
         assert d["origin_topic"] == names.touches and d["origin_offset"] is not None and d["stage"] == "identity"
     assert any(d["payload"] == garbage for d in dead.values())
