@@ -51,6 +51,7 @@ from leadstream.errors import SchemaError, StreamError
 from leadstream.settings import Settings
 from schemas.codec import Codec, get_codec
 from schemas.topics import TOPIC_RECORDS, Topics
+from streams import faust_fixes
 from streams import state as S
 from streams.taxonomy import Taxonomy, load_taxonomy
 
@@ -147,6 +148,7 @@ class Pipeline:
         self.codec: Codec = get_codec(settings.schema_registry_url)
         self.taxonomy = taxonomy or load_taxonomy(settings.taxonomy_path, settings.site_domain_list)
         self.half_life = settings.engagement_half_life_days
+        faust_fixes.apply()  # commit only offsets whose messages were processed (see the module)
         self.counters: Counter[str] = Counter()
         # One librdkafka producer per stage: produce() costs a few microseconds and no
         # await; each stage waits only for its own batch's deliveries.
