@@ -770,5 +770,8 @@ class _Generator:
             options = candidates(absorbed)
             if absorbed in merged_into or not options:
                 continue
-            if merge(absorbed, rng.choice(options)) is not None:
+            # A deal's primary contact is merged away after the deal exists: its deals get re-stamped.
+            after_deals = max((d["event_time"] for d in self.data.deal_changes
+                               if d["primary_contact_id"] == absorbed and d["change"] == "created"), default=0)
+            if merge(absorbed, rng.choice(options), not_before=after_deals) is not None:
                 done += 1

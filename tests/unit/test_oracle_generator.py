@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.codec import decode, encode
-from tests.oracle.generator import DEMO_CHANNELS, OUTBOUND_TYPES, Dataset, arrival_stats, generate
+from tests.oracle.generator import DEMO_CHANNELS, OUTBOUND_TYPES, Dataset, Record, arrival_stats, generate
+from tests.oracle.reports import Reports
 
 RECORD_OF = {"touches": "Touch", "identities": "Identify", "contacts": "ContactChange", "deals": "DealChange"}
 
@@ -131,10 +132,10 @@ def test_demo_first_touch_is_intended_channel_recipe() -> None:
     data = generate(seed=5, contacts=300, touches=2400, deals=100, merges=4, profile="demo")
     assert set(data.intended_channel.values()) == set(DEMO_CHANNELS)
     identified = {r["anonymous_id"]: r["contact_id"] for r in data.identifies}
-    first: dict[str, dict[str, object]] = {}
+    first: dict[str, Record] = {}
     for t in data.touches:
         owner = t["contact_id"] or identified.get(t["anonymous_id"])
-        if owner and (owner not in first or t["event_time"] < first[owner]["event_time"]):  # type: ignore[operator]
+        if owner and (owner not in first or t["event_time"] < first[owner]["event_time"]):
             first[owner] = t
     expected_types = {"Events": {"event_scan"}, "Webinar": {"webinar_attended"}, "Outbound": set(OUTBOUND_TYPES)}
     for contact, channel in data.intended_channel.items():
@@ -147,3 +148,42 @@ def test_demo_first_touch_is_intended_channel_recipe() -> None:
             assert touch["utm_medium"] == "email"
         elif channel == "Partner":
             assert touch["utm_medium"] == "partner"
+
+
+def recipe_channel(t: Record) -> tuple[str, str, str]:
+    """A minimal classifier that knows exactly the DEMO_CHANNELS recipes (not the product's taxonomy)."""
+    offline = {"event_scan": "Events", "webinar_attended": "Webinar", "outbound_call": "Outbound",
+               "outbound_email": "Outbound", "inbound_call": "Phone", "direct_mail_response": "Direct mail"}
+    medium = (t["utm_medium"] or "").strip().lower()
+    referrer = t["referrer"] or ""
+    if t["touch_type"] in offline:
+        channel = offline[t["touch_type"]]
+    elif medium == "cpc" or (t["gclid"] and not medium):
+        channel = "Paid Search"
+    elif medium in ("paid_social", "email", "partner", "referral"):
+        channel = {"paid_social": "Paid Social", "email": "Email", "partner": "Partner", "referral": "Referral"}[medium]
+    elif medium:
+        channel = "Unknown"
+    elif not referrer:
+        channel = "Direct"
+    elif any(host in referrer for host in ("google.", "bing.", "duckduckgo.")):
+        channel = "Organic Search"
+    elif any(host in referrer for host in ("t.co/", "linkedin.", "reddit.", "facebook.")):
+        channel = "Organic Social"
+    else:
+        channel = "Referral"
+    return channel, (t["utm_source"] or "").strip().lower(), t["utm_campaign"] or ""
+
+
+def test_demo_sources_show_each_channel_with_its_win_rate() -> None:
+    """Demo: every channel is a lead source, and its observed win rate is its DEMO_CHANNELS rate (urn draw)."""
+    data = generate(seed=7, contacts=1500, touches=12000, deals=600, merges=10, profile="demo")
+    rows = {r["lead_source"]: r for r in Reports(data.arrival(), recipe_channel).sources()}
+    assert set(DEMO_CHANNELS) <= set(rows)
+    for channel, spec in DEMO_CHANNELS.items():
+        row = rows[channel]
+        closed = row["won"] + row["lost"]
+        assert closed >= 20, (channel, row)
+        assert abs(row["win_rate"] - spec.win_rate) <= 1 / (2 * closed) + 1e-12, (channel, row)
+        assert row["avg_deal_size"] == pytest.approx(spec.mean_deal_size, rel=0.35), (channel, row)
+    assert set(rows) - set(DEMO_CHANNELS) <= {"Unknown"}
