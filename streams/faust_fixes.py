@@ -17,11 +17,16 @@ into a lost one, found by the restart oracle test (one contact change never appl
    compacted topics and transaction markers) that count as acknowledged, including the
    message just fetched; after a seek those can be messages that were never processed.
 
+3. Before a partition's first commit there is no committed offset to compare with, and
+   Faust commits the first run of acknowledged offsets wherever it starts, so messages
+   dropped at the very beginning (a worker joining while the first events flow) are lost.
+
 The replacement commits only a run of acknowledged offsets that starts exactly at the
-committed position, and when a hole persists it seeks back to the committed offsets so
-the missing messages are fetched and processed again (every effect of the worker is
-idempotent, so re-processing is safe). Gaps are not recorded: every input topic of the
-worker has consecutive offsets (not compacted, written without transactions).
+committed position (at offset 0 before the first commit), and when a hole persists it
+seeks back to the committed offsets so the missing messages are fetched and processed
+again (every effect of the worker is idempotent, so re-processing is safe). Gaps are not
+recorded: every input topic of the worker has consecutive offsets (not compacted,
+written without transactions).
 """
 
 from __future__ import annotations
@@ -34,38 +39,50 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.utils.functional import consecutive_numbers
 
-__all__ = ["HOLE_RESEEK_SECONDS", "apply"]
+__all__ = ["FRESH_RESEEKS", "HOLE_RESEEK_SECONDS", "apply"]
 
 log = logging.getLogger("leadstream.streams")
 
 #: How long a hole at the head of the acknowledged offsets may last before the
 #: consumer seeks back to its committed offsets to fetch the missing messages again.
 HOLE_RESEEK_SECONDS = 3.0
+#: Seeks back before a partition that has no committed offset yet is taken to start later than 0.
+FRESH_RESEEKS = 3
 
 _applied = False
 _tasks: set[asyncio.Future[Any]] = set()
 
 
 def _new_offset(self: Any, tp: Any) -> int | None:
-    """The offset to commit for ``tp``: the end of the acked run starting at the committed one."""
+    """The offset to commit for ``tp``: the end of the acked run starting at the committed one.
+
+    Before the group's first commit of ``tp`` the run must start at offset 0 (the
+    worker's topics are never truncated: kafka_admin creates them without retention);
+    if a partition's log does start later, the hole outlives a few seeks back and the
+    first run is accepted.
+    """
     acked: list[int] = self._acked[tp]
     if not acked:
         return None
     acked.sort()
     committed = self._committed_offset.get(tp)
-    holes: dict[Any, float] = self.__dict__.setdefault("_ls_holes", {})
-    if committed is not None and committed >= 0:
-        index = self._acked_index[tp]
-        while acked and acked[0] < committed:  # processed again after a seek: already committed
-            index.discard(acked.pop(0))
-        if not acked:
-            return None
-        if acked[0] != committed:
-            first_seen = holes.setdefault(tp, time.monotonic())
-            if time.monotonic() - first_seen >= HOLE_RESEEK_SECONDS:
-                holes.pop(tp, None)
+    holes: dict[Any, list[float]] = self.__dict__.setdefault("_ls_holes", {})
+    fresh = committed is None or committed < 0
+    expected = 0 if fresh else committed
+    index = self._acked_index[tp]
+    while acked and acked[0] < expected:  # processed again after a seek: already committed
+        index.discard(acked.pop(0))
+    if not acked:
+        return None
+    if acked[0] != expected:
+        hole = holes.setdefault(tp, [time.monotonic(), 0])
+        if fresh and hole[1] >= FRESH_RESEEKS:
+            log.warning("%s starts at offset %s, not 0: committing from there", tp, acked[0])
+        else:
+            if time.monotonic() - hole[0] >= HOLE_RESEEK_SECONDS:
+                hole[0], hole[1] = time.monotonic(), hole[1] + 1
                 log.warning("offset %s of %s was never processed; seeking back to the committed offsets",
-                            committed, tp)
+                            expected, tp)
                 task = asyncio.ensure_future(self.perform_seek())
                 _tasks.add(task)  # keep a reference until it is done
                 task.add_done_callback(_tasks.discard)
@@ -73,7 +90,7 @@ def _new_offset(self: Any, tp: Any) -> int | None:
     holes.pop(tp, None)
     batch = next(consecutive_numbers(acked))
     acked[: len(batch)] = []
-    self._acked_index[tp].difference_update(batch)
+    index.difference_update(batch)
     return int(batch[-1]) + 1
 
 

@@ -42,9 +42,28 @@ def test_reacked_offsets_below_the_committed_one_are_dropped() -> None:
     assert consumer._acked["tp"] == []
 
 
-def test_without_a_committed_offset_the_first_run_is_committed() -> None:
-    """A fresh group (nothing committed yet) commits its first consecutive run."""
+def test_without_a_committed_offset_the_run_must_start_at_zero() -> None:
+    """A fresh group commits its first run from offset 0, and nothing when 0..4 are missing."""
     assert _new_offset(FakeConsumer(None, [0, 1, 2, 5])) == 3
+    assert _new_offset(FakeConsumer(None, [5, 6, 7])) is None
+
+
+def test_a_log_starting_later_is_accepted_after_some_seeks(monkeypatch: Any) -> None:
+    """If a fresh partition's log really starts at 5, the hole survives FRESH_RESEEKS seeks, then 5.. is committed."""
+    import asyncio
+
+    consumer = FakeConsumer(None, [5, 6, 7])
+    monkeypatch.setattr(faust_fixes, "HOLE_RESEEK_SECONDS", 0.0)
+
+    async def run() -> int | None:
+        result = None
+        for _ in range(faust_fixes.FRESH_RESEEKS + 1):
+            result = _new_offset(consumer)
+            await asyncio.sleep(0)
+        return result
+
+    assert asyncio.run(run()) == 8
+    assert consumer.seeks == faust_fixes.FRESH_RESEEKS
 
 
 def test_a_persisting_hole_seeks_back(monkeypatch: Any) -> None:
