@@ -1,10 +1,22 @@
-"""Commands of the stream layer: ``worker``, ``classify``."""
+"""Commands of the stream layer: ``worker`` (and ``classify`` from streams.taxonomy_cli).
+
+``leadstream worker`` runs one Faust worker process; start several (each with its own
+``--id`` or data directory) to share the partitions.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-__all__ = ["register"]
+__all__ = ["register", "worker_datadir"]
+
+
+def worker_datadir(data_dir: Path, app_id: str, worker_id: str) -> Path:
+    """Where one worker keeps its RocksDB tables: one directory per worker process."""
+    return data_dir / "streams" / app_id / f"worker-{worker_id}"
 
 
 def register(app: typer.Typer) -> None:
@@ -14,6 +26,26 @@ def register(app: typer.Typer) -> None:
     register_classify(app)
 
     @app.command("worker")
-    def worker() -> None:
-        """Run a Faust stream worker (identity, first touch, engagement, deals)."""
-        raise typer.Exit(1)
+    def worker(
+        worker_id: Annotated[str, typer.Option(
+            "--id", help="Name of this worker process; its RocksDB directory is "
+                         "<data dir>/streams/<app id>/worker-<id>. Give each process on one machine its own.")] = "0",
+        data_dir: Annotated[Path | None, typer.Option(
+            "--data-dir", help="Override LEADSTREAM_DATA_DIR for this worker.")] = None,
+        loglevel: Annotated[str, typer.Option("--loglevel", help="debug, info, warning or error.")] = "info",
+        create_topics: Annotated[bool, typer.Option(
+            "--create-topics/--no-create-topics", help="Create missing leadstream topics first.")] = True,
+    ) -> None:
+        """Run a Faust stream worker (identity, first touch, engagement, deals) until stopped."""
+        from streams.worker import run_worker
+
+        raise typer.Exit(run_worker(worker_id=worker_id, data_dir=data_dir, loglevel=loglevel,
+                                    create_topics=create_topics))
+
+    import importlib
+
+    try:
+        taxonomy_cli = importlib.import_module("streams.taxonomy_cli")
+    except ImportError:  # the taxonomy's CLI ships with the taxonomy
+        return
+    taxonomy_cli.register(app)
