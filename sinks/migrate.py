@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from sinks.clickhouse import Database
 
 __all__ = ["MIGRATIONS_DIR", "Migration", "apply_migrations", "load_migrations", "render"]
 
@@ -107,15 +108,16 @@ def _bootstrap_sql(database: str, cluster: str | None) -> list[str]:
     ]
 
 
-def apply_migrations(client: Any, database: str, cluster: str | None = None,
+def apply_migrations(database: Database, cluster: str | None = None,
                      directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply the pending migrations; returns the names applied (empty when up to date)."""
-    db = _check_ident(database, "database")
+    client = database
+    db = _check_ident(database.database, "database")
     if cluster is not None:
         _check_ident(cluster, "cluster")
     for sql in _bootstrap_sql(db, cluster):
         client.command(sql)
-    done = {int(r[0]) for r in client.query(f"SELECT version FROM {db}.schema_migrations").result_rows}
+    done = {int(r[0]) for r in client.query(f"SELECT version FROM {db}.schema_migrations")[1]}
     applied: list[str] = []
     for migration in load_migrations(directory):
         if migration.version in done:
@@ -123,7 +125,6 @@ def apply_migrations(client: Any, database: str, cluster: str | None = None,
         for statement in migration.statements:
             for sql in render(statement, db, cluster):
                 client.command(sql)
-        client.insert(f"{db}.schema_migrations", [[migration.version, migration.name]],
-                      column_names=["version", "name"])
+        client.insert("schema_migrations", [[migration.version, migration.name]], ["version", "name"])
         applied.append(f"{migration.version:04d}_{migration.name}")
     return applied
