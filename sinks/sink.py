@@ -145,14 +145,14 @@ class Sink:
         base = self._base_of.get(str(msg.topic()), "")
         expect = TOPIC_RECORDS.get(base)
         try:
-            name, record = self._codec.decode(msg.value() or b"", expect=expect)
+            name, record = self._codec.decode(msg.value() or b"")
         except SchemaError as exc:
             self._dead_letter(msg, "undecodable", str(exc))
             self._batch.add(None, None, msg)
             return
         spec = TABLES.get(name)
-        if spec is None:
-            self._dead_letter(msg, "unexpected_record", f"{name} on {msg.topic()}")
+        if spec is None or name != expect:
+            self._dead_letter(msg, "unexpected_record", f"{name} on {msg.topic()}, expected {expect}")
             self._batch.add(None, None, msg)
             return
         try:

@@ -459,3 +459,33 @@ def enriched_feed(w: World, seed: int = 11) -> list[tuple[str, str, dict[str, An
         if not q:
             queues.remove(q)
     return ordered
+
+
+def one_touch(event_id: str = "11111111-1111-4111-8111-111111111111", *, contact_id: str | None = None,
+              anonymous_id: str | None = "anon-1", utm: tuple[str, str, str] = ("google", "cpc", "brand"),
+              event_time: int = T0) -> dict[str, Any]:
+    """One EnrichedTouch record, classified by :func:`classify`."""
+    channel, source, detail = classify(*utm)
+    return {
+        "event_id": event_id, "event_time": event_time, "received_at": event_time, "processed_at": event_time,
+        "anonymous_id": anonymous_id, "contact_id": contact_id, "touch_type": "page_view",
+        "url": "https://example.com/?utm_source=google&utm_medium=cpc", "referrer": None,
+        "utm_source": utm[0], "utm_medium": utm[1], "utm_campaign": utm[2], "click_id_type": None,
+        "channel": channel, "source": source, "detail": detail, "rule": "test", "taxonomy_version": "test-1",
+        "is_bot": False, "sequence": 1,
+    }
+
+
+def one_contact(contact_id: str, touch: dict[str, Any], version: int = 1) -> dict[str, Any]:
+    """The ContactVersion the worker emits for a contact whose first touch is ``touch``."""
+    return {
+        "contact_id": contact_id, "version": version, "event_time": touch["event_time"], "reason": "first_touch",
+        "merged_into": None, "merged_contact_ids": [],
+        "anonymous_ids": [touch["anonymous_id"]] if touch.get("anonymous_id") else [],
+        "created_at": touch["event_time"], "first_touch_event_id": touch["event_id"],
+        "first_touch_time": touch["event_time"], "first_touch_type": touch["touch_type"],
+        "lead_channel": touch["channel"], "lead_source": touch["source"], "lead_detail": touch["detail"],
+        "contact_source": None, "owner": None, "lifecycle_stage": None, "stage_times": {}, "lead_method": None,
+        "touch_count": 1, "touches_by_channel": {touch["channel"]: 1}, "first_seen": touch["event_time"],
+        "last_seen": touch["event_time"], "last_channel": touch["channel"], "engagement_score": 1.0,
+    }
