@@ -110,6 +110,7 @@ class Sink:
         self._codec = get_codec(settings.schema_registry_url)
         self._base_of = {self.topics.name(b): b for b in SINK_TOPICS}
         self._batch = _Batch()
+        self._pending: list[Message] = []
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         if migrate:
@@ -201,7 +202,9 @@ class Sink:
             if self._consumer is not None:
                 msg = self._consumer.poll(min(0.2, max(0.0, deadline - time.monotonic())))
                 if msg is not None and msg.error() is None:
-                    self._accept(msg)  # fetched before the pause took effect: keep it in the batch
+                    # fetched before the pause took effect: kept for the NEXT batch, so a retried
+                    # insert sends the very same block (and insert de-duplication recognises it)
+                    self._pending.append(msg)
             else:
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
@@ -244,6 +247,7 @@ class Sink:
         # Nothing of the batch is committed yet: the next owner re-reads it from the
         # committed offsets, and the tables de-duplicate what we may also insert.
         self._batch = _Batch()
+        self._pending = []
         self.stats.paused = False
 
     def run(self, on_ready: Callable[[], None] | None = None) -> None:
@@ -256,6 +260,9 @@ class Sink:
             on_ready()
         try:
             while not self.stop_event.is_set():
+                pending, self._pending = self._pending, []
+                for msg in pending:
+                    self._accept(msg)
                 room = max(1, min(1000, self.settings.sink_batch_rows - self._batch.count))
                 for msg in self._consumer.consume(num_messages=room, timeout=0.1):
                     err = msg.error()

@@ -320,7 +320,7 @@ MODEL_SHARES = {  # first, lead creation, deal creation, closing, others
 }
 
 
-def _credits(model: str, journey: list[Touch], lead_idx: int | None, deal_idx: int | None, close_time: int,
+def _credits(model: str, journey: list[Touch], lead_idx: int | None, deal_idx: int | None, *, close_time: int,
              half_life_days: float) -> list[float]:
     n = len(journey)
     if model == "time_decay":
@@ -372,7 +372,7 @@ def ref_attribution(tr: Truth, model: str, by: str = "channel", half_life: float
         deal_before = [k for k, t in enumerate(journey) if t.event_time <= d["created_at"]]
         deal_idx = deal_before[-1] if deal_before else None
         close = d["closed_at"] if d["closed_at"] is not None else journey[-1].event_time
-        credits = _credits(model, journey, lead_idx, deal_idx, close, half_life)
+        credits = _credits(model, journey, lead_idx, deal_idx, close_time=close, half_life_days=half_life)
         amount = (d["amount"] or 0.0) if d["status"] == "won" else 0.0
         for t, cr in zip(journey, credits, strict=True):
             out[t.klass[i]][0] += cr
