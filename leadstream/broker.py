@@ -84,6 +84,8 @@ class LocalBroker:
         marker = self.libs / ".complete"
         if marker.exists():
             return
+        if not POM.exists():
+            raise BrokerError(f"{POM} is missing: run `leadstream kafka up` from a source checkout")
         mvn = shutil.which("mvn")
         if mvn is None:
             raise BrokerError("Maven (mvn) is needed to fetch the Kafka broker jars; install it")

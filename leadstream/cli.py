@@ -29,7 +29,7 @@ kafka_app = typer.Typer(help="Run the local single-node Kafka broker (KRaft) fro
 topics_app = typer.Typer(help="Manage leadstream's Kafka topics.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _local_broker_or_exit() -> object:

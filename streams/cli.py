@@ -9,6 +9,9 @@ __all__ = ["register"]
 
 def register(app: typer.Typer) -> None:
     """Add the stream commands to the root command."""
+    from streams.taxonomy_cli import register as register_classify
+
+    register_classify(app)
 
     @app.command("worker")
     def worker() -> None:

@@ -23,7 +23,13 @@ BROKER_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 
 def _write_line(config: pytest.Config, line: str) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is None:
+        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():  # fixtures run with output captured
         reporter.write_line(line)
 
 
@@ -37,6 +43,7 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
         version = "external"
         container = None
         broker = None
+        already_running = True
     elif docker_available():
         from testcontainers.kafka import KafkaContainer
 
@@ -45,9 +52,11 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
         bootstrap = container.get_bootstrap_server()
         version = "testcontainers"
         broker = None
+        already_running = True
     else:
         container = None
         broker = LocalBroker(Settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092"))
+        already_running = broker.is_ready()
         bootstrap = broker.up(quiet=False).bootstrap
         version = broker.running_version()
     cluster_id, brokers, _ = describe_cluster(bootstrap)
@@ -56,7 +65,8 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     yield bootstrap
     if container is not None:
         container.stop()
-    del broker  # the local broker stays up for the next run; `leadstream kafka down` stops it
+    if broker is not None and not already_running:
+        broker.down()  # started for this session: leave the machine as we found it
 
 
 @pytest.fixture(scope="session")
