@@ -9,10 +9,12 @@
 -- when that touch is in the journey; deal creation = the last journey touch at or
 -- before the deal's created_at. A touch's position share is the sum of the shares
 -- of the positions on it (s_first, s_lead, s_deal, s_close); the others share
--- (s_other) is spread evenly over the touches holding no share. Shares of missing
--- positions, and the others share when there are no others, are divided among the
--- existing positions in proportion to their shares. time_decay: weight
+-- (s_other) is spread evenly over the touches holding no share. The share of a
+-- missing position, and the others share when there are no others, is divided
+-- among what exists in proportion to its shares: the existing shares are
+-- renormalised to 1 (the reading tests/oracle takes). time_decay: weight
 -- 2^(-(t_last - t)/half_life), normalised (the reference time cancels out).
+-- Channels with no credit at all are left out.
 -- Parameters: level, ranged, since_ms, until_ms (deals by created_at), include_open_lost,
 -- s_first, s_lead, s_deal, s_close, s_other, time_decay, half_life_ms.
 WITH
@@ -96,10 +98,8 @@ WITH
         SELECT deal_id, status, amount, journey,
                if({time_decay:UInt8} = 1,
                   arrayMap(w -> w / arraySum(decay), decay),
-                  if(others > 0,
-                     arrayMap(p -> if(total = 0, 0., p * (1 - {s_other:Float64}) / total)
-                                   + if(p = 0, {s_other:Float64} / others, 0.), pos),
-                     arrayMap(p -> p / total, pos))) AS credit
+                  arrayMap(p -> (p + if(p = 0 AND others > 0, {s_other:Float64} / others, 0.))
+                                / (total + if(others > 0, {s_other:Float64}, 0.)), pos)) AS credit
         FROM shared
     )
 SELECT
@@ -109,4 +109,5 @@ SELECT
 FROM credited
 ARRAY JOIN journey AS touch, credit AS w
 GROUP BY channel
+HAVING deal_credit != 0 OR revenue_credit != 0
 ORDER BY revenue_credit DESC, deal_credit DESC, channel

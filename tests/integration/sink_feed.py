@@ -339,10 +339,8 @@ def _credits(model: str, journey: list[Touch], lead_idx: int | None, deal_idx: i
         pos[idx] += share
     existing = sum(share for _, share in positions)
     others = [k for k in range(n) if pos[k] == 0]
-    if others:
-        return [(pos[k] * (1 - so) / existing if existing else 0.0) + (so / len(others) if k in others else 0.0)
-                for k in range(n)]
-    return [p / existing for p in pos]
+    total = existing + (so if others else 0.0)
+    return [(pos[k] + (so / len(others) if k in others else 0.0)) / total for k in range(n)]
 
 
 def ref_attribution(tr: Truth, model: str, by: str = "channel", half_life: float = 7.0,
@@ -377,7 +375,7 @@ def ref_attribution(tr: Truth, model: str, by: str = "channel", half_life: float
         for t, cr in zip(journey, credits, strict=True):
             out[t.klass[i]][0] += cr
             out[t.klass[i]][1] += cr * amount
-    return [{"channel": k, "deal_credit": v[0], "revenue_credit": v[1]} for k, v in out.items()]
+    return [{"channel": k, "deal_credit": v[0], "revenue_credit": v[1]} for k, v in out.items() if v[0] or v[1]]
 
 
 # ----------------------------------------------------------------------------- feed
