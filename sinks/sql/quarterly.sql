@@ -10,15 +10,18 @@ WITH
         SELECT concat(toString(toYear(fromUnixTimestamp64Milli(ts, 'UTC'))), '-Q', toString(toQuarter(fromUnixTimestamp64Milli(ts, 'UTC')))) AS quarter, lead_source, 1 AS n_leads, 0 AS n_deals, 0 AS n_won, 0 AS n_lost, 0. AS amount
         FROM
         (
-            SELECT multiIf({level:String} = 'source', s.2, {level:String} = 'detail', s.3, s.1) AS lead_source,
-                   toUnixTimestamp64Milli(assumeNotNull(s.5)) AS ts
+            SELECT lead_source, first_touch_ms AS ts
             FROM
             (
-                SELECT argMax((lead_channel, lead_source, lead_detail, merged_into, first_touch_time), version) AS s
+                SELECT contact_id,
+                       argMax(multiIf({level:String} = 'source', lead_source, {level:String} = 'detail', lead_detail,
+                                      lead_channel), version) AS lead_source,
+                       argMax(merged_into IS NULL, version) AS live,
+                       argMax(ifNull(toUnixTimestamp64Milli(first_touch_time), -1), version) AS first_touch_ms
                 FROM {db}.contact_versions
                 GROUP BY contact_id
             )
-            WHERE s.4 IS NULL AND s.5 IS NOT NULL
+            WHERE live AND first_touch_ms >= 0
         )
         WHERE ({ranged:UInt8} = 0 OR (ts >= {since_ms:Int64} AND ts < {until_ms:Int64}))
         UNION ALL
@@ -59,3 +62,4 @@ FROM facts
 GROUP BY quarter, lead_source
 HAVING leads + deals + won + lost > 0 OR revenue != 0
 ORDER BY quarter, lead_source
+SETTINGS optimize_aggregation_in_order = 1
