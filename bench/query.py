@@ -260,7 +260,7 @@ def freshness(settings: Settings, db: Database, probes: int) -> None:
         service.stop()
     latencies.sort()
     p50 = latencies[len(latencies) // 2]
-    p99 = latencies[min(len(latencies) - 1, int(round(0.99 * (len(latencies) - 1))))]
+    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
     print(f"one `sources` call: {query_s * 1000:.0f} ms; probes every {interval * 1000:.0f} ms (half the max rate); "
           f"sink batch window {settings.sink_batch_seconds}s")
     print(f"freshness p50 {p50:.2f} s, p99 {p99:.2f} s, max {latencies[-1]:.2f} s")
