@@ -145,19 +145,31 @@ def timed(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(samples)
 
 
+HEAVY_LIMIT_S = 120
+
+
 def report_latencies(db: Database, repeat: int) -> None:
+    db.client.set_client_setting("max_execution_time", HEAVY_LIMIT_S)
     print("\n== report latency (warm median) ==")
     print(f"{'report':<26}{'leadstream':>12}{'plain GROUP BY':>16}{'speed-up':>10}")
     plains = plain_sql(db.database)
     for name, params in [("sources", ReportParams()), ("quarterly", ReportParams()),
-                         ("contact-sources", ReportParams()), ("funnel", ReportParams()),
+                         ("funnel", ReportParams()), ("contact-sources", ReportParams()),
                          ("quality", ReportParams()), ("attribution", ReportParams(model="w_shaped"))]:
-        # the reports that resolve every touch to its contacts are heavy at 10M touches:
-        # one warm-up and one measured run keep the benchmark within minutes
-        ours = timed(lambda n=name, p=params: run_report(db, n, p), repeat if name in ("sources", "quarterly") else 1)
+        if name not in ("sources", "quarterly", "funnel"):
+            # the reports that resolve every touch to its contacts are heavy at 10M touches:
+            # one cold run, bounded, keeps the benchmark within minutes
+            try:
+                started = time.perf_counter()
+                run_report(db, name, params)
+                print(f"{name:<26}{(time.perf_counter() - started) * 1000:>10.1f}ms  (one run, not warm)")
+            except Exception as exc:  # the engine's time limit
+                print(f"{name:<26}{'> ' + str(HEAVY_LIMIT_S) + ' s':>12}  ({str(exc).splitlines()[0][:60]})")
+            continue
+        ours = timed(lambda n=name, p=params: run_report(db, n, p), repeat)
         if name in plains:
             sql = plains[name]
-            base = timed(lambda s=sql: db.query(s), 3 if name != "contact-sources" else 1)
+            base = timed(lambda s=sql: db.query(s), 3)
             print(f"{name:<26}{ours:>10.1f}ms{base:>14.1f}ms{base / ours:>9.1f}x")
         else:
             print(f"{name:<26}{ours:>10.1f}ms{'-':>16}{'':>10}")

@@ -112,6 +112,8 @@ class ReportParams:
             "ranged": 1 if (self.since or self.until) else 0,
             "since_ms": ms(self.since) if self.since else _MIN_MS,
             "until_ms": ms(self.until) if self.until else _MAX_MS,
+            "since_day": ms(self.since) // 86_400_000 if self.since else -(2**31),
+            "until_day": ms(self.until) // 86_400_000 if self.until else 2**31 - 1,
             "include_open_lost": 1 if self.include_open_lost else 0,
             "s_first": shares[0],
             "s_lead": shares[1],

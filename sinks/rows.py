@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["TABLES", "TableSpec", "table_for_record"]
+__all__ = ["CONTACT_PREV_AT", "TABLES", "TableSpec", "table_for_record"]
 
 Record = dict[str, Any]
 
@@ -48,7 +48,10 @@ _CONTACT_COLS = ("contact_id", "version", "event_time", "reason", "merged_into",
                  "anonymous_ids", "created_at", "first_touch_event_id", "first_touch_time", "first_touch_type",
                  "lead_channel", "lead_source", "lead_detail", "contact_source", "owner", "lifecycle_stage",
                  "stage_times", "lead_method", "touch_count", "touches_by_channel", "first_seen", "last_seen",
-                 "last_channel", "engagement_score")
+                 "last_channel", "engagement_score", "prev_version", "prev_live", "prev_lead_channel",
+                 "prev_lead_source", "prev_lead_detail", "prev_first_touch_time")
+#: Where the previous-state columns start in a contact row (the sink fills them in).
+CONTACT_PREV_AT = _CONTACT_COLS.index("prev_version")
 
 
 def _contact(r: Record) -> tuple[Any, ...]:
@@ -60,6 +63,7 @@ def _contact(r: Record) -> tuple[Any, ...]:
         r.get("contact_source"), r.get("owner"), r.get("lifecycle_stage"), dict(r.get("stage_times") or {}),
         r.get("lead_method"), int(r.get("touch_count") or 0), dict(r.get("touches_by_channel") or {}),
         r.get("first_seen"), r.get("last_seen"), r.get("last_channel"), float(r.get("engagement_score") or 0.0),
+        0, False, "", "", "", None,
     )
 
 

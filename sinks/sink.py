@@ -41,7 +41,7 @@ from schemas.codec import encode, get_codec
 from schemas.topics import TOPIC_RECORDS, Topics
 from sinks.clickhouse import Database
 from sinks.migrate import apply_migrations
-from sinks.rows import TABLES
+from sinks.rows import CONTACT_PREV_AT, TABLES
 
 __all__ = ["Sink", "SinkStats"]
 
@@ -79,6 +79,7 @@ class _Batch:
     started: float | None = None
     count: int = 0
     done: set[str] = field(default_factory=set)
+    prepared: bool = False
 
     def add(self, table: str | None, row: tuple[Any, ...] | None, msg: Message) -> None:
         if self.started is None:
@@ -173,8 +174,39 @@ class Sink:
             return True
         return b.started is not None and time.monotonic() - b.started >= self.settings.sink_batch_seconds
 
+    def _with_previous(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Contact rows with the prev_* state they replace (see migration 0003, lead_counts).
+
+        The state is read once per batch from what ClickHouse has acknowledged; versions of
+        one contact inside the batch chain onto each other. A version not newer than the
+        stored one gets prev_version >= version and so adds nothing to lead_counts.
+        """
+        ids = sorted({row[0] for row in rows})
+        _, stored = self.db.query(
+            f"SELECT contact_id, max(version), argMax(merged_into IS NULL, version), argMax(lead_channel, version), "
+            f"argMax(lead_source, version), argMax(lead_detail, version), "
+            f"argMax(tuple(toUnixTimestamp64Milli(first_touch_time)), version).1 "  # ms, like the rows
+            f"FROM {self.db.database}.contact_versions "
+            "WHERE contact_id IN {ids:Array(String)} GROUP BY contact_id",
+            parameters={"ids": ids})
+        state: dict[str, tuple[Any, ...]] = {r[0]: tuple(r[1:]) for r in stored}
+        out: list[tuple[Any, ...]] = []
+        cols = CONTACT_COLUMN
+        for row in sorted(rows, key=lambda r: (r[0], r[1])):
+            prev = state.get(row[0], (0, False, "", "", "", None))
+            out.append(row[:CONTACT_PREV_AT] + prev)
+            if row[1] > prev[0]:
+                state[row[0]] = (row[1], row[cols["merged_into"]] is None, row[cols["lead_channel"]],
+                                 row[cols["lead_source"]], row[cols["lead_detail"]], row[cols["first_touch_time"]])
+        return out
+
     def _insert_all(self) -> None:
         b = self._batch
+        if not b.prepared and b.rows.get("contact_versions"):
+            # once per batch: a retry must re-send the very same block, so that insert
+            # de-duplication drops it (and skips the materialized view) if it already landed
+            b.rows["contact_versions"] = self._with_previous(b.rows["contact_versions"])
+        b.prepared = True
         for table, rows in b.rows.items():
             if table in b.done or not rows:
                 continue
@@ -285,3 +317,4 @@ class Sink:
 
 
 TABLES_BY_TABLE = {spec.table: spec for spec in TABLES.values()}
+CONTACT_COLUMN = {name: i for i, name in enumerate(TABLES["ContactVersion"].columns)}

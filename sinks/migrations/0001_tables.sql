@@ -63,7 +63,15 @@ CREATE TABLE IF NOT EXISTS {db}.contact_versions {on_cluster}
     first_seen           Nullable(DateTime64(3, 'UTC')),
     last_seen            Nullable(DateTime64(3, 'UTC')),
     last_channel         Nullable(String),
-    engagement_score     Float64
+    engagement_score     Float64,
+    -- filled by the sink from the latest stored version when it inserts this one, so the
+    -- lead_counts view can retract the state this version replaces (0003)
+    prev_version         Int64,
+    prev_live            Bool,
+    prev_lead_channel    LowCardinality(String),
+    prev_lead_source     LowCardinality(String),
+    prev_lead_detail     String,
+    prev_first_touch_time Nullable(DateTime64(3, 'UTC'))
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY contact_id

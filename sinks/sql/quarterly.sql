@@ -7,23 +7,14 @@
 WITH
     facts AS
     (
-        SELECT concat(toString(toYear(fromUnixTimestamp64Milli(ts, 'UTC'))), '-Q', toString(toQuarter(fromUnixTimestamp64Milli(ts, 'UTC')))) AS quarter, lead_source, 1 AS n_leads, 0 AS n_deals, 0 AS n_won, 0 AS n_lost, 0. AS amount
-        FROM
-        (
-            SELECT lead_source, first_touch_ms AS ts
-            FROM
-            (
-                SELECT contact_id,
-                       argMax(multiIf({level:String} = 'source', lead_source, {level:String} = 'detail', lead_detail,
-                                      lead_channel), version) AS lead_source,
-                       argMax(merged_into IS NULL, version) AS live,
-                       argMax(ifNull(toUnixTimestamp64Milli(first_touch_time), -1), version) AS first_touch_ms
-                FROM {db}.contact_versions
-                GROUP BY contact_id
-            )
-            WHERE live AND first_touch_ms >= 0
-        )
-        WHERE ({ranged:UInt8} = 0 OR (ts >= {since_ms:Int64} AND ts < {until_ms:Int64}))
+        SELECT concat(toString(toYear(first_touch_day)), '-Q', toString(toQuarter(first_touch_day))) AS quarter,
+               multiIf({level:String} = 'source', lead_source, {level:String} = 'detail', lead_detail,
+                       lead_channel) AS lead_source,
+               leads AS n_leads, 0 AS n_deals, 0 AS n_won, 0 AS n_lost, 0. AS amount
+        FROM {db}.lead_counts
+        WHERE has_touch = 1
+          AND ({ranged:UInt8} = 0
+               OR (toInt32(first_touch_day) >= {since_day:Int32} AND toInt32(first_touch_day) < {until_day:Int32}))
         UNION ALL
         SELECT concat(toString(toYear(fromUnixTimestamp64Milli(ts, 'UTC'))), '-Q', toString(toQuarter(fromUnixTimestamp64Milli(ts, 'UTC')))), lead_source, 0, 1, 0, 0, 0.
         FROM
@@ -62,4 +53,3 @@ FROM facts
 GROUP BY quarter, lead_source
 HAVING leads + deals + won + lost > 0 OR revenue != 0
 ORDER BY quarter, lead_source
-SETTINGS optimize_aggregation_in_order = 1

@@ -2,27 +2,21 @@
 -- their stamped lead source, won/lost/open, win rate, average won deal size,
 -- revenue, open pipeline and median days from creation to won.
 -- Parameters: level ('channel'|'source'|'detail'), ranged (0|1), since_ms, until_ms
--- (half-open [since, until); contacts by first-touch time, deals by created_at).
+-- (half-open [since, until); contacts by first-touch day, deals by created_at), since_day, until_day.
 WITH
     leads AS
     (
-        -- the latest version per contact, one scalar argMax per needed value (much cheaper
-        -- than one over a tuple), aggregated in contact_id order (the table's sorting key)
-        SELECT lead_source, count() AS leads
-        FROM
-        (
-            SELECT contact_id,
-                   argMax(multiIf({level:String} = 'source', lead_source, {level:String} = 'detail', lead_detail,
-                                  lead_channel), version) AS lead_source,
-                   argMax(merged_into IS NULL, version) AS live,
-                   argMax(ifNull(toUnixTimestamp64Milli(first_touch_time), -1), version) AS first_touch_ms
-            FROM {db}.contact_versions
-            GROUP BY contact_id
-        )
-        WHERE live
-          AND ({ranged:UInt8} = 0
-               OR (first_touch_ms >= 0 AND first_touch_ms >= {since_ms:Int64} AND first_touch_ms < {until_ms:Int64}))
+        -- live contacts per lead source from the sign-weighted lead_counts (migration 0003):
+        -- a few rows per source and day instead of every contact version
+        SELECT multiIf({level:String} = 'source', lead_source, {level:String} = 'detail', lead_detail,
+                       lead_channel) AS lead_source,
+               sum(leads) AS leads
+        FROM {db}.lead_counts
+        WHERE {ranged:UInt8} = 0
+           OR (has_touch = 1 AND toInt32(first_touch_day) >= {since_day:Int32}
+               AND toInt32(first_touch_day) < {until_day:Int32})
         GROUP BY lead_source
+        HAVING leads != 0
     ),
     deals AS
     (
@@ -69,4 +63,3 @@ SELECT
 FROM leads
 FULL OUTER JOIN deals USING (lead_source)
 ORDER BY revenue DESC, leads DESC, lead_source
-SETTINGS optimize_aggregation_in_order = 1

@@ -71,7 +71,7 @@ def test_thirty_second_outage_loses_nothing_and_doubles_nothing(topics: Settings
     service.start()
     try:
         first = produce(settings, feed[:half])
-        wait_for(lambda: sum(service.sink.stats.rows.values()) >= sum(first.values()), "the first half to land")
+        wait_for(lambda: sum(service.sink.stats.rows.values()) >= sum(first.values()), "the first half to land", 60)
         db.down.set()
         started = time.monotonic()
         second = produce(settings, feed[half:])
