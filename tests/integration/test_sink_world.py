@@ -1,13 +1,11 @@
-"""Report oracle and replay: the sink's reports equal plain Python over the raw facts.
+"""The sink against a small hand-built world with its own plain-Python reference.
 
-The enriched feed of a seeded world (duplicated touches, superseded contact and deal
-versions, merges, touches identified before and after the fact) goes through the
-real broker (4 partitions per topic) into a real sink writing to the embedded
-engine. Every number of ``sources``, ``quarterly``, ``contact-sources`` and every
-attribution model (by channel and by source, won only and with open/lost deals) is
-compared with :mod:`tests.integration.sink_feed`'s plain-Python reports. Then the
-sink's consumer group is reset to the beginning and the whole feed is consumed again:
-every report must be unchanged.
+Independent of ``tests/oracle``: :mod:`tests.integration.sink_feed` builds the raw facts
+(merges in a chain, a touch owned by two contacts, ties broken by event_id, duplicates),
+the reports straight from them, and the enriched feed with superseded versions. Every
+number of ``sources``, ``quarterly``, ``contact-sources`` and every attribution model is
+compared, then the whole feed is replayed from offset 0 and nothing may change. Also:
+undecodable and misplaced messages are dead-lettered without stalling ingestion.
 """
 
 from __future__ import annotations
