@@ -57,7 +57,7 @@ def test_model_shares_sum_to_one() -> None:
 def test_report_sql_takes_values_as_parameters() -> None:
     """Report SQL only gets the database identifier substituted; values stay {name:Type} parameters."""
     sql = report_sql("sources", "leadstream")
-    assert "{db}" not in sql and "leadstream.deals_latest" in sql and "{since_ms:Int64}" in sql
+    assert "{db}" not in sql and "leadstream.lead_counts" in sql and "{since_ms:Int64}" in sql
     with pytest.raises(ReportError):
         report_sql("sources", "x;DROP")
 
