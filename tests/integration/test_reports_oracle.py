@@ -206,6 +206,10 @@ def test_every_report_equals_the_oracle_and_a_replay_changes_nothing(topics: Set
               ["lead_source"])
         check(f"quarterly --by {by}", oracle.quarterly(by), run_report(db, "quarterly", ReportParams(by=by)),
               ["quarter", "lead_source"])
+    for since, until in (("2025-04-01", "2025-10-01"), ("2025-07-15", None), (None, "2025-03-02")):
+        params = ReportParams.parse({"by": "channel", "since": since or "", "until": until or ""})
+        check(f"sources --since {since} --until {until}", oracle.sources("channel", since, until),
+              run_report(db, "sources", params), ["lead_source"])
     check("contact-sources", oracle.contact_sources(), run_report(db, "contact-sources", ReportParams()),
           ["contact_source"])
     for model in MODELS:
