@@ -229,11 +229,16 @@ def insert_rates(settings: Settings, db: Database, n: int) -> None:
           f"({sink_rate / raw_rate:.2f}x)")
 
 
-def freshness(settings: Settings, db: Database, probes: int) -> None:
+def freshness(settings: Settings, db: Database, probes: int, backlog: int) -> None:
     print(f"\n== freshness: EnrichedDeal produced -> visible in `sources` via the query API ({probes} changes) ==")
     topics = Topics(settings.topic_prefix)
     producer = Producer(settings.kafka_producer_config(**{"linger.ms": 0}))
     service = SinkService(settings, db, serve_api=True, group_id=f"bench-fresh-{uuid.uuid4().hex[:6]}").start()
+    # the new consumer group starts from the beginning: let it catch up with the insert
+    # phase's touches first, so the probes measure freshness, not a backlog
+    deadline = time.monotonic() + 900
+    while service.sink.stats.rows.get("touches", 0) < backlog and time.monotonic() < deadline:
+        time.sleep(0.1)
     url = f"http://{settings.query_host}:{settings.query_port}/reports/sources"
     client = httpx.Client(timeout=30)
 
@@ -304,7 +309,7 @@ def main() -> None:
                   f"in {time.perf_counter() - started:.0f}s ({', '.join(f'{k} {v:.0f}s' for k, v in timings.items())})")
             report_latencies(db, args.repeat)
             insert_rates(settings, db, args.insert_rows)
-            freshness(settings.model_copy(update={"sink_batch_seconds": 0.1}), db, args.probes)
+            freshness(settings.model_copy(update={"sink_batch_seconds": 0.1}), db, args.probes, args.insert_rows)
         finally:
             db.close()
             delete_topics(settings, Topics(prefix).all())

@@ -63,3 +63,4 @@ SELECT
 FROM leads
 FULL OUTER JOIN deals USING (lead_source)
 ORDER BY revenue DESC, leads DESC, lead_source
+SETTINGS optimize_aggregation_in_order = 1
