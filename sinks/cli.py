@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+from datetime import date
+
 import typer
 
 __all__ = ["register"]
@@ -12,15 +16,71 @@ def register(app: typer.Typer) -> None:
 
     @app.command("migrate")
     def migrate() -> None:
-        """Apply the ClickHouse migrations (idempotent)."""
-        raise typer.Exit(1)
+        """Apply the ClickHouse migrations (idempotent; cluster variant with LEADSTREAM_CLICKHOUSE_CLUSTER)."""
+        from leadstream.settings import get_settings
+        from sinks.clickhouse import connect
+        from sinks.migrate import apply_migrations
+
+        settings = get_settings()
+        db = connect(settings)
+        try:
+            applied = apply_migrations(db, settings.clickhouse_cluster)
+        finally:
+            db.close()
+        where = f"{settings.clickhouse_url} database {settings.clickhouse_database}"
+        typer.echo(f"applied {', '.join(applied)} on {where}" if applied else f"up to date: {where}")
 
     @app.command("sink")
     def sink() -> None:
-        """Write the enriched topics into ClickHouse (and serve queries in embedded mode)."""
-        raise typer.Exit(1)
+        """Write the enriched topics into ClickHouse (and serve the query API in embedded mode)."""
+        from leadstream.settings import get_settings
+        from sinks.service import SinkService
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        settings = get_settings()
+        service = SinkService(settings)
+        if service.serve_api:
+            typer.echo(f"sink: {settings.clickhouse_url} database {settings.clickhouse_database}; "
+                       f"query API on http://{settings.query_host}:{settings.query_port}", err=True)
+        service.serve_forever()
 
     @app.command("query")
-    def query() -> None:
+    def query(  # noqa: PLR0917 - typer maps each option to a parameter
+        report: str = typer.Argument(..., help="sources, quarterly, funnel, contact-sources, attribution, quality"),
+        since: str = typer.Option(None, help="ISO date (UTC), inclusive"),
+        until: str = typer.Option(None, help="ISO date (UTC), exclusive"),
+        by: str = typer.Option("channel", help="channel, source or detail"),
+        format: str = typer.Option("table", "--format", "-f", help="table, csv or json"),
+        model: str = typer.Option("linear", help="attribution model: first_touch, last_touch, linear, u_shaped, "
+                                                  "w_shaped, full_path, time_decay, j_shaped, inverse_j"),
+        half_life: float = typer.Option(7.0, help="time_decay half-life in days"),
+        include_open_lost: bool = typer.Option(False, help="attribution: give deal credit for open and lost deals"),
+    ) -> None:
         """Run a report: sources, quarterly, funnel, contact-sources, attribution, quality."""
-        raise typer.Exit(1)
+        from leadstream.errors import LeadstreamError
+        from leadstream.settings import get_settings
+        from sinks.query_client import fetch_report, render
+        from sinks.reports import REPORTS, ReportError, ReportParams
+
+        if format not in {"table", "csv", "json"}:
+            typer.echo("--format must be table, csv or json", err=True)
+            raise typer.Exit(2)
+        if report not in REPORTS:
+            typer.echo(f"unknown report {report!r}; one of {', '.join(REPORTS)}", err=True)
+            raise typer.Exit(2)
+        try:
+            for value in (since, until):
+                if value:
+                    date.fromisoformat(value)
+            params = ReportParams.parse({
+                "by": by, "model": model, "half_life": repr(half_life),
+                "include_open_lost": str(include_open_lost), "since": since or "", "until": until or "",
+            })
+            result = fetch_report(get_settings(), report, params)
+        except (ReportError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        except LeadstreamError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        sys.stdout.write(render(report, result, format))

@@ -1,0 +1,109 @@
+"""``leadstream query``: run a report where the data is and print it.
+
+Embedded mode (``CLICKHOUSE_URL=chdb://…``): the engine belongs to the running sink,
+so the report is fetched from the sink's query API; when no sink is serving, the
+error says so. Server mode (``http(s)://…``): the report runs directly against
+ClickHouse. Output: a rich table, CSV (header row, then one row per object) or JSON
+(the report's objects, keys exactly as documented).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from leadstream.errors import SinkError
+from leadstream.settings import Settings
+from sinks.reports import ReportParams, run_report
+
+__all__ = ["fetch_report", "render"]
+
+Result = list[dict[str, Any]] | dict[str, Any]
+
+
+def fetch_report(settings: Settings, name: str, params: ReportParams, timeout: float = 120.0) -> Result:
+    """The report's rows, from the sink's API (embedded) or straight from the server."""
+    if not settings.clickhouse_embedded:
+        from sinks.clickhouse import connect
+
+        db = connect(settings)
+        try:
+            return run_report(db, name, params)
+        finally:
+            db.close()
+    url = f"http://{settings.query_host}:{settings.query_port}/reports/{name}"
+    try:
+        response = httpx.get(url, params=params.to_query(), timeout=timeout)
+    except httpx.TransportError as exc:
+        raise SinkError(
+            f"no sink is serving the query API at {settings.query_host}:{settings.query_port} "
+            f"({exc.__class__.__name__}). The embedded engine belongs to the sink process: start it with "
+            "`leadstream sink` (same CLICKHOUSE_URL and LEADSTREAM_QUERY_PORT), or point CLICKHOUSE_URL at a "
+            "ClickHouse server."
+        ) from exc
+    if response.status_code != 200:
+        try:
+            message = response.json().get("error", response.text)
+        except ValueError:
+            message = response.text
+        raise SinkError(f"query API answered {response.status_code}: {message}")
+    data: Result = response.json()
+    return data
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
+    return str(value)
+
+
+def _table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    columns = list(rows[0]) if rows else []
+    for column in columns:
+        table.add_column(column, justify="left" if isinstance(rows[0][column], str) else "right")
+    for row in rows:
+        table.add_row(*(_fmt(row[c]) for c in columns))
+    return table
+
+
+def _sections(name: str, result: Result) -> list[tuple[str, list[dict[str, Any]]]]:
+    if isinstance(result, list):
+        return [(name, result)]
+    out: list[tuple[str, list[dict[str, Any]]]] = []
+    for section, value in result.items():
+        rows = value if isinstance(value, list) else [value]
+        out.append((f"{name}: {section}", rows))
+    return out
+
+
+def render(name: str, result: Result, fmt: str, console: Console | None = None) -> str:
+    """The report as text in ``fmt`` (table, csv, json)."""
+    if fmt == "json":
+        return json.dumps(result, indent=2, default=str)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        for title, rows in _sections(name, result):
+            if isinstance(result, dict):
+                buffer.write(f"# {title}\n")
+            if rows:
+                writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+                writer.writeheader()
+                writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+        return buffer.getvalue()
+    console = console or Console(width=200, record=True)
+    with console.capture() as capture:
+        for title, rows in _sections(name, result):
+            if rows:
+                console.print(_table(title, rows))
+            else:
+                console.print(f"{title}: no rows")
+    return capture.get()

@@ -1,0 +1,122 @@
+"""Enriched records -> ClickHouse rows: the column lists of each sink table.
+
+The converters are pure functions from the decoded Avro dicts (timestamps as epoch
+milliseconds, which DateTime64(3) columns take as-is) to row tuples, so the sink's
+batching code does not know the record shapes and unit tests need nothing running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["CONTACT_PREV_AT", "TABLES", "TableSpec", "table_for_record"]
+
+Record = dict[str, Any]
+
+
+def _s(value: Any) -> str:
+    """Optional string -> '' (the String columns that join and group prefer non-null)."""
+    return "" if value is None else str(value)
+
+
+class TableSpec:
+    """One sink table: its columns and how a record becomes a row."""
+
+    def __init__(self, table: str, columns: tuple[str, ...], convert: Callable[[Record], tuple[Any, ...]]) -> None:
+        self.table = table
+        self.columns = columns
+        self.convert = convert
+
+
+_TOUCH_COLS = ("event_id", "event_time", "received_at", "processed_at", "anonymous_id", "contact_id",
+               "touch_type", "url", "referrer", "utm_source", "utm_medium", "utm_campaign", "click_id_type",
+               "channel", "source", "detail", "rule", "taxonomy_version", "is_bot", "sequence")
+
+
+def _touch(r: Record) -> tuple[Any, ...]:
+    return (
+        r["event_id"], r["event_time"], r["received_at"], r["processed_at"], _s(r.get("anonymous_id")),
+        _s(r.get("contact_id")), r["touch_type"], _s(r.get("url")), _s(r.get("referrer")),
+        _s(r.get("utm_source")), _s(r.get("utm_medium")), _s(r.get("utm_campaign")), _s(r.get("click_id_type")),
+        r["channel"], r["source"], r.get("detail") or "", r.get("rule") or "", r.get("taxonomy_version") or "",
+        bool(r.get("is_bot")), int(r.get("sequence") or 0),
+    )
+
+
+_CONTACT_COLS = ("contact_id", "version", "event_time", "reason", "merged_into", "merged_contact_ids",
+                 "anonymous_ids", "created_at", "first_touch_event_id", "first_touch_time", "first_touch_type",
+                 "lead_channel", "lead_source", "lead_detail", "contact_source", "owner", "lifecycle_stage",
+                 "stage_times", "lead_method", "touch_count", "touches_by_channel", "first_seen", "last_seen",
+                 "last_channel", "engagement_score", "prev_version", "prev_live", "prev_lead_channel",
+                 "prev_lead_source", "prev_lead_detail", "prev_first_touch_time")
+#: Where the previous-state columns start in a contact row (the sink fills them in).
+CONTACT_PREV_AT = _CONTACT_COLS.index("prev_version")
+
+
+def _contact(r: Record) -> tuple[Any, ...]:
+    return (
+        r["contact_id"], r["version"], r["event_time"], r["reason"], r.get("merged_into"),
+        list(r.get("merged_contact_ids") or []), list(r.get("anonymous_ids") or []), r.get("created_at"),
+        r.get("first_touch_event_id"), r.get("first_touch_time"), r.get("first_touch_type"),
+        r.get("lead_channel") or "Unknown", r.get("lead_source") or "Unknown", r.get("lead_detail") or "",
+        r.get("contact_source"), r.get("owner"), r.get("lifecycle_stage"), dict(r.get("stage_times") or {}),
+        r.get("lead_method"), int(r.get("touch_count") or 0), dict(r.get("touches_by_channel") or {}),
+        r.get("first_seen"), r.get("last_seen"), r.get("last_channel"), float(r.get("engagement_score") or 0.0),
+        0, False, "", "", "", None,
+    )
+
+
+_DEAL_COLS = ("deal_id", "stamp_version", "version", "event_time", "change", "status", "stage", "amount",
+              "currency", "owner", "pipeline", "close_reason", "source_system", "primary_contact_id",
+              "contact_ids", "created_at", "closed_at", "lead_channel", "lead_source", "lead_detail",
+              "contact_source", "first_touch_time", "first_touch_event_id", "prev_status", "prev_amount",
+              "prev_lead_channel", "prev_lead_source", "prev_lead_detail")
+
+
+def _deal(r: Record) -> tuple[Any, ...]:
+    return (
+        r["deal_id"], r["stamp_version"], r["version"], r["event_time"], r["change"], r["status"],
+        r.get("stage"), r.get("amount"), r.get("currency") or "USD", r.get("owner"), r.get("pipeline"),
+        r.get("close_reason"), r.get("source_system"), r["primary_contact_id"], list(r.get("contact_ids") or []),
+        r.get("created_at"), r.get("closed_at"), r.get("lead_channel") or "Unknown",
+        r.get("lead_source") or "Unknown", r.get("lead_detail") or "", r.get("contact_source"),
+        r.get("first_touch_time"), r.get("first_touch_event_id"), r.get("prev_status"), r.get("prev_amount"),
+        r.get("prev_lead_channel"), r.get("prev_lead_source"), r.get("prev_lead_detail"),
+    )
+
+
+_LINK_COLS = ("anonymous_id", "contact_id", "canonical_contact_id", "version", "event_time")
+
+
+def _link(r: Record) -> tuple[Any, ...]:
+    return (r["anonymous_id"], r["contact_id"], r["canonical_contact_id"], r["version"], r["event_time"])
+
+
+_DEAD_COLS = ("event_id", "failed_at", "stage", "reason", "detail", "origin", "origin_topic", "origin_partition",
+              "origin_offset", "payload", "payload_truncated")
+
+
+def _dead(r: Record) -> tuple[Any, ...]:
+    payload = r.get("payload") or b""
+    return (
+        r["event_id"], r["failed_at"], r["stage"], r["reason"], r.get("detail"), r["origin"],
+        r.get("origin_topic"), r.get("origin_partition"), r.get("origin_offset"),
+        payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload),
+        bool(r.get("payload_truncated")),
+    )
+
+
+#: Record name -> the table it lands in.
+TABLES: dict[str, TableSpec] = {
+    "EnrichedTouch": TableSpec("touches", _TOUCH_COLS, _touch),
+    "ContactVersion": TableSpec("contact_versions", _CONTACT_COLS, _contact),
+    "EnrichedDeal": TableSpec("deal_versions", _DEAL_COLS, _deal),
+    "IdentityLink": TableSpec("identity_links", _LINK_COLS, _link),
+    "DeadLetter": TableSpec("dead_letters", _DEAD_COLS, _dead),
+}
+
+
+def table_for_record(name: str) -> TableSpec:
+    """The table spec for a record name; KeyError for records the sink does not store."""
+    return TABLES[name]

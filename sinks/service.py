@@ -1,0 +1,109 @@
+"""``leadstream sink``: the consumer loop plus, in embedded mode, the query API.
+
+The consumer runs in its own thread and the HTTP server (uvicorn) in another (or in
+the main thread for the CLI), so a long report never stalls ingestion and a slow
+insert never stalls the API; ClickHouse calls themselves are serialised by the
+:class:`~sinks.clickhouse.Database` lock, as the embedded engine requires.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from leadstream.errors import SinkError
+from leadstream.settings import Settings
+from sinks.api import build_app
+from sinks.clickhouse import Database, connect
+from sinks.sink import Sink
+
+__all__ = ["SinkService"]
+
+log = logging.getLogger("leadstream.sink")
+
+
+class SinkService:
+    """A running sink: consumer thread, optional query API, one database."""
+
+    def __init__(self, settings: Settings, db: Database | None = None, *, serve_api: bool | None = None,
+                 group_id: str | None = None) -> None:
+        self.settings = settings
+        self.db = db or connect(settings)
+        self.sink = Sink(settings, self.db, group_id=group_id)
+        self.serve_api = settings.clickhouse_embedded if serve_api is None else serve_api
+        self._consumer_thread: threading.Thread | None = None
+        self._server: uvicorn.Server | None = None
+        self._server_thread: threading.Thread | None = None
+        self._subscribed = threading.Event()
+        self._crashed: BaseException | None = None
+
+    def health(self) -> dict[str, Any]:
+        alive = self._consumer_thread is not None and self._consumer_thread.is_alive()
+        return {"status": "ok" if alive else "down", "database": self.db.database,
+                "error": repr(self._crashed) if self._crashed else None, "sink": self.sink.stats.snapshot()}
+
+    def _run_consumer(self) -> None:
+        try:
+            self.sink.run(on_ready=self._subscribed.set)
+        except BaseException as exc:  # surfaced by /healthz and stop()
+            self._crashed = exc
+            log.exception("sink consumer stopped")
+            self._subscribed.set()
+
+    def _make_server(self) -> uvicorn.Server:
+        app = build_app(self.db, self.health)
+        config = uvicorn.Config(app, host=self.settings.query_host, port=self.settings.query_port,
+                                log_level="warning", lifespan="off")
+        return uvicorn.Server(config)
+
+    def start(self, timeout: float = 30.0) -> SinkService:
+        """Start the consumer (and the API) in background threads; returns once both are up."""
+        self._consumer_thread = threading.Thread(target=self._run_consumer, name="sink-consumer", daemon=True)
+        self._consumer_thread.start()
+        if self.serve_api:
+            self._server = self._make_server()
+            self._server_thread = threading.Thread(target=self._server.run, name="query-api", daemon=True)
+            self._server_thread.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            api_up = self._server is None or self._server.started
+            if self._subscribed.is_set() and api_up:
+                break
+            time.sleep(0.05)
+        else:
+            self.stop()
+            raise SinkError("the sink did not start in time")
+        if self._crashed:
+            raise SinkError(f"the sink consumer failed: {self._crashed!r}")
+        return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Flush what is acknowledged-ready, stop the consumer and the API."""
+        self.sink.stop()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._server_thread is not None:
+            self._server_thread.join(timeout)
+        if self._consumer_thread is not None:
+            self._consumer_thread.join(timeout)
+
+    def serve_forever(self) -> None:
+        """The CLI's foreground mode: API in the main thread (Ctrl-C stops it), consumer in a thread."""
+        self._consumer_thread = threading.Thread(target=self._run_consumer, name="sink-consumer", daemon=True)
+        self._consumer_thread.start()
+        try:
+            if self.serve_api:
+                self._server = self._make_server()
+                self._server.run()
+            else:
+                while self._consumer_thread.is_alive():
+                    self._consumer_thread.join(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.sink.stop()
+            self._consumer_thread.join(60)

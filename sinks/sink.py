@@ -1,0 +1,320 @@
+"""The sink: enriched topics + dead letters -> ClickHouse, in acknowledged batches.
+
+Where it sits: after the stream worker. It consumes ``enriched-touches``,
+``enriched-contacts``, ``identity-map``, ``enriched-deals`` and ``dead-letter`` with
+confluent-kafka, converts records to rows (:mod:`sinks.rows`) and inserts them per
+table in batches bounded by ``LEADSTREAM_SINK_BATCH_ROWS`` rows and
+``LEADSTREAM_SINK_BATCH_SECONDS`` seconds.
+
+Guarantees:
+
+* **At least once, exactly-once effect.** Offsets are committed only after ClickHouse
+  acknowledged every insert of the batch; a crash replays from the last commit and the
+  tables/views de-duplicate (event_id for touches and dead letters, version for the
+  rest), so a replay adds nothing to any report.
+* **Backpressure.** Inserts are synchronous in the consumer loop, so a slow ClickHouse
+  slows consumption; while an insert is failing the assigned partitions are paused
+  and the consumer keeps polling (to stay in its group) without fetching.
+* **Nothing lost when ClickHouse is down.** A failed batch is retried with exponential
+  backoff (tenacity) until it succeeds or the sink is stopped; the batch is kept.
+* **Bad input never stalls.** A message that does not decode, or does not convert, is
+  published to the dead-letter topic with the reason and its origin, and its offset
+  is committed with the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
+
+from leadstream.errors import SchemaError
+from leadstream.settings import Settings
+from schemas.codec import encode, get_codec
+from schemas.topics import TOPIC_RECORDS, Topics
+from sinks.clickhouse import Database
+from sinks.migrate import apply_migrations
+from sinks.rows import CONTACT_PREV_AT, TABLES
+
+__all__ = ["Sink", "SinkStats"]
+
+log = logging.getLogger("leadstream.sink")
+SINK_TOPICS = ("enriched-touches", "enriched-contacts", "identity-map", "enriched-deals", "dead-letter")
+_DL_NAMESPACE = uuid.UUID("6f1c8f0e-5a0b-4d58-9a8c-2f3b7f1e9d41")
+MAX_DEAD_PAYLOAD = 64 * 1024
+
+
+@dataclass
+class SinkStats:
+    """Counters the query API's ``/healthz`` shows."""
+
+    messages: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+    insert_failures: int = 0
+    dead_letters: int = 0
+    last_flush_at: float | None = None
+    last_error: str | None = None
+    paused: bool = False
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "messages": self.messages, "rows": dict(self.rows), "batches": self.batches,
+            "insert_failures": self.insert_failures, "dead_letters": self.dead_letters,
+            "last_flush_at": self.last_flush_at, "last_error": self.last_error, "paused": self.paused,
+        }
+
+
+@dataclass
+class _Batch:
+    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    started: float | None = None
+    count: int = 0
+    done: set[str] = field(default_factory=set)
+    prepared: bool = False
+
+    def add(self, table: str | None, row: tuple[Any, ...] | None, msg: Message) -> None:
+        if self.started is None:
+            self.started = time.monotonic()
+        if table is not None and row is not None:
+            self.rows.setdefault(table, []).append(row)
+            self.count += 1
+        self.offsets[(str(msg.topic()), int(msg.partition() or 0))] = int(msg.offset() or 0) + 1
+
+    def empty(self) -> bool:
+        return not self.offsets
+
+
+class _Stopped(Exception):
+    """The sink was asked to stop while a batch was still failing."""
+
+
+class Sink:
+    """One consumer of the enriched topics writing into one ClickHouse database."""
+
+    def __init__(self, settings: Settings, db: Database, *, group_id: str | None = None,
+                 migrate: bool = True) -> None:
+        self.settings = settings
+        self.db = db
+        self.topics = Topics(settings.topic_prefix)
+        self.group_id = group_id or f"{settings.app_id}-sink"
+        self.stats = SinkStats()
+        self.stop_event = threading.Event()
+        self._codec = get_codec(settings.schema_registry_url)
+        self._base_of = {self.topics.name(b): b for b in SINK_TOPICS}
+        self._batch = _Batch()
+        self._pending: list[Message] = []
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        if migrate:
+            apply_migrations(db, settings.clickhouse_cluster)
+
+    # ---------------------------------------------------------------- conversion
+    def _dead_letter(self, msg: Message, reason: str, detail: str) -> None:
+        """Publish a message the sink cannot store to the dead-letter topic."""
+        assert self._producer is not None
+        raw = msg.value() or b""
+        topic, partition, offset = str(msg.topic()), msg.partition(), msg.offset()
+        record = {
+            # deterministic: a replay of the same bad message is the same dead letter
+            "event_id": str(uuid.uuid5(_DL_NAMESPACE, f"{topic}/{partition}/{offset}")),
+            "failed_at": int(time.time() * 1000),
+            "stage": "sink",
+            "reason": reason,
+            "detail": detail[:1000],
+            "origin": topic,
+            "origin_topic": topic,
+            "origin_partition": partition,
+            "origin_offset": offset,
+            "payload": raw[:MAX_DEAD_PAYLOAD],
+            "payload_truncated": len(raw) > MAX_DEAD_PAYLOAD,
+        }
+        self._producer.produce(self.topics.dead_letter, value=encode("DeadLetter", record), key=topic.encode())
+        self._producer.poll(0)
+        self.stats.dead_letters += 1
+        log.warning("dead-lettered %s[%s]@%s: %s (%s)", topic, partition, offset, reason, detail)
+
+    def _accept(self, msg: Message) -> None:
+        self.stats.messages += 1
+        base = self._base_of.get(str(msg.topic()), "")
+        expect = TOPIC_RECORDS.get(base)
+        try:
+            name, record = self._codec.decode(msg.value() or b"")
+        except SchemaError as exc:
+            self._dead_letter(msg, "undecodable", str(exc))
+            self._batch.add(None, None, msg)
+            return
+        spec = TABLES.get(name)
+        if spec is None or name != expect:
+            self._dead_letter(msg, "unexpected_record", f"{name} on {msg.topic()}, expected {expect}")
+            self._batch.add(None, None, msg)
+            return
+        try:
+            row = spec.convert(record)
+        except (KeyError, TypeError, ValueError) as exc:
+            self._dead_letter(msg, "unconvertible_record", f"{name}: {exc!r}")
+            self._batch.add(None, None, msg)
+            return
+        self._batch.add(spec.table, row, msg)
+
+    # --------------------------------------------------------------------- flush
+    def _due(self) -> bool:
+        b = self._batch
+        if b.empty():
+            return False
+        if b.count >= self.settings.sink_batch_rows:
+            return True
+        return b.started is not None and time.monotonic() - b.started >= self.settings.sink_batch_seconds
+
+    def _with_previous(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Contact rows with the prev_* state they replace (see migration 0003, lead_counts).
+
+        The state is read once per batch from what ClickHouse has acknowledged; versions of
+        one contact inside the batch chain onto each other. A version not newer than the
+        stored one gets prev_version >= version and so adds nothing to lead_counts.
+        """
+        ids = sorted({row[0] for row in rows})
+        _, stored = self.db.query(
+            f"SELECT contact_id, max(version), argMax(merged_into IS NULL, version), argMax(lead_channel, version), "
+            f"argMax(lead_source, version), argMax(lead_detail, version), "
+            f"argMax(tuple(toUnixTimestamp64Milli(first_touch_time)), version).1 "  # ms, like the rows
+            f"FROM {self.db.database}.contact_versions "
+            "WHERE contact_id IN {ids:Array(String)} GROUP BY contact_id",
+            parameters={"ids": ids})
+        state: dict[str, tuple[Any, ...]] = {r[0]: tuple(r[1:]) for r in stored}
+        out: list[tuple[Any, ...]] = []
+        cols = CONTACT_COLUMN
+        for row in sorted(rows, key=lambda r: (r[0], r[1])):
+            prev = state.get(row[0], (0, False, "", "", "", None))
+            out.append(row[:CONTACT_PREV_AT] + prev)
+            if row[1] > prev[0]:
+                state[row[0]] = (row[1], row[cols["merged_into"]] is None, row[cols["lead_channel"]],
+                                 row[cols["lead_source"]], row[cols["lead_detail"]], row[cols["first_touch_time"]])
+        return out
+
+    def _insert_all(self) -> None:
+        b = self._batch
+        if not b.prepared and b.rows.get("contact_versions"):
+            # once per batch: a retry must re-send the very same block, so that insert
+            # de-duplication drops it (and skips the materialized view) if it already landed
+            b.rows["contact_versions"] = self._with_previous(b.rows["contact_versions"])
+        b.prepared = True
+        for table, rows in b.rows.items():
+            if table in b.done or not rows:
+                continue
+            self.db.insert(table, rows, TABLES_BY_TABLE[table].columns)
+            b.done.add(table)  # a retry after a partial failure skips what ClickHouse acknowledged
+
+    def _pause(self, on: bool) -> None:
+        consumer = self._consumer
+        if consumer is None or on == self.stats.paused:
+            return
+        assignment = consumer.assignment()
+        if on:
+            consumer.pause(assignment)
+        else:
+            consumer.resume(assignment)
+        self.stats.paused = on
+
+    def _wait(self, seconds: float) -> None:
+        """Back off between attempts: partitions paused, still polling to keep the group."""
+        self._pause(True)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.stop_event.is_set():
+                raise _Stopped
+            if self._consumer is not None:
+                msg = self._consumer.poll(min(0.2, max(0.0, deadline - time.monotonic())))
+                if msg is not None and msg.error() is None:
+                    # fetched before the pause took effect: kept for the NEXT batch, so a retried
+                    # insert sends the very same block (and insert de-duplication recognises it)
+                    self._pending.append(msg)
+            else:
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def _on_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        self.stats.insert_failures += 1
+        self.stats.last_error = repr(exc)
+        log.warning("ClickHouse insert failed (attempt %s), retrying: %r", state.attempt_number, exc)
+
+    def flush(self) -> None:
+        """Insert the batch (retrying until acknowledged), then commit its offsets."""
+        if self._batch.empty():
+            return
+        retrying = Retrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential(multiplier=0.2, min=0.2, max=5.0),
+            sleep=self._wait,
+            before_sleep=self._on_retry,
+            reraise=True,
+        )
+        retrying(self._insert_all)
+        self._pause(False)
+        if self._producer is not None:
+            self._producer.flush(30)  # dead letters of this batch are on the broker before we commit past them
+        b = self._batch
+        if self._consumer is not None:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in b.offsets.items()]
+            try:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+            except Exception as exc:  # a rebalance can refuse it: the rows are in, a replay dedups
+                log.warning("offset commit failed: %r", exc)
+        for table, rows in b.rows.items():
+            self.stats.rows[table] = self.stats.rows.get(table, 0) + len(rows)
+        self.stats.batches += 1
+        self.stats.last_flush_at = time.time()
+        self._batch = _Batch()
+
+    # ---------------------------------------------------------------------- loop
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Nothing of the batch is committed yet: the next owner re-reads it from the
+        # committed offsets, and the tables de-duplicate what we may also insert.
+        self._batch = _Batch()
+        self._pending = []
+        self.stats.paused = False
+
+    def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Consume until :meth:`stop`; flushes what it holds before returning."""
+        config = self.settings.kafka_consumer_config(self.group_id, **{"max.poll.interval.ms": 600_000})
+        self._consumer = Consumer(config)
+        self._producer = Producer(self.settings.kafka_producer_config())
+        self._consumer.subscribe([self.topics.name(b) for b in SINK_TOPICS], on_revoke=self._on_revoke)
+        if on_ready is not None:
+            on_ready()
+        try:
+            while not self.stop_event.is_set():
+                pending, self._pending = self._pending, []
+                for msg in pending:
+                    self._accept(msg)
+                room = max(1, min(1000, self.settings.sink_batch_rows - self._batch.count))
+                for msg in self._consumer.consume(num_messages=room, timeout=0.1):
+                    err = msg.error()
+                    if err is not None:
+                        log.warning("consumer error: %s", err)
+                        continue
+                    self._accept(msg)
+                if self._due():
+                    self.flush()
+            self.flush()
+        except _Stopped:
+            log.warning("stopped with an unacknowledged batch: it will be re-read from the committed offsets")
+        finally:
+            self._consumer.close()
+            self._producer.flush(10)
+            self._consumer = None
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+TABLES_BY_TABLE = {spec.table: spec for spec in TABLES.values()}
+CONTACT_COLUMN = {name: i for i, name in enumerate(TABLES["ContactVersion"].columns)}

@@ -1,0 +1,40 @@
+-- contact-sources: per contact source ("Unknown" when none) — live contacts,
+-- engaged contacts (live contacts with at least one touch, resolved through the
+-- contact versions), deals whose primary contact has that contact source (the
+-- deal's stamp), won deals and their revenue.
+-- Parameters: ranged, since_ms, until_ms (contacts by first-touch time, deals by created_at).
+WITH
+    contacts AS
+    (
+        SELECT ifNull(contact_source, 'Unknown') AS contact_source,
+               count() AS contacts,
+               countIf(contact_id IN (SELECT contact_id FROM {db}.touch_contacts)) AS engaged_contacts
+        FROM {db}.contacts_live
+        WHERE {ranged:UInt8} = 0
+           OR (first_touch_time IS NOT NULL
+               AND toUnixTimestamp64Milli(assumeNotNull(first_touch_time)) >= {since_ms:Int64}
+               AND toUnixTimestamp64Milli(assumeNotNull(first_touch_time)) < {until_ms:Int64})
+        GROUP BY contact_source
+    ),
+    deals AS
+    (
+        SELECT ifNull(contact_source, 'Unknown') AS contact_source,
+               count() AS deals,
+               countIf(status = 'won') AS won,
+               sumIf(ifNull(amount, 0.), status = 'won') AS revenue
+        FROM {db}.deals_latest
+        WHERE {ranged:UInt8} = 0
+           OR (created_at IS NOT NULL AND toUnixTimestamp64Milli(assumeNotNull(created_at)) >= {since_ms:Int64}
+               AND toUnixTimestamp64Milli(assumeNotNull(created_at)) < {until_ms:Int64})
+        GROUP BY contact_source
+    )
+SELECT
+    contact_source,
+    contacts.contacts AS contacts,
+    contacts.engaged_contacts AS engaged_contacts,
+    deals.deals AS deals,
+    deals.won AS won,
+    deals.revenue AS revenue
+FROM contacts
+FULL OUTER JOIN deals USING (contact_source)
+ORDER BY revenue DESC, contacts DESC, contact_source

@@ -1,0 +1,66 @@
+-- sources: per lead source (at the --by level) — leads (live contacts), deals by
+-- their stamped lead source, won/lost/open, win rate, average won deal size,
+-- revenue, open pipeline and median days from creation to won.
+-- Parameters: level ('channel'|'source'|'detail'), ranged (0|1), since_ms, until_ms
+-- (half-open [since, until); contacts by first-touch day, deals by created_at), since_day, until_day.
+WITH
+    leads AS
+    (
+        -- live contacts per lead source from the sign-weighted lead_counts (migration 0003):
+        -- a few rows per source and day instead of every contact version
+        SELECT multiIf({level:String} = 'source', lead_source, {level:String} = 'detail', lead_detail,
+                       lead_channel) AS lead_source,
+               sum(leads) AS leads
+        FROM {db}.lead_counts
+        WHERE {ranged:UInt8} = 0
+           OR (has_touch = 1 AND toInt32(first_touch_day) >= {since_day:Int32}
+               AND toInt32(first_touch_day) < {until_day:Int32})
+        GROUP BY lead_source
+        HAVING leads != 0
+    ),
+    deals AS
+    (
+        SELECT lead_source,
+               count() AS deals,
+               countIf(status = 'won') AS won,
+               countIf(status = 'lost') AS lost,
+               countIf(status NOT IN ('won', 'lost')) AS open,
+               sumIf(amount, status = 'won') AS revenue,
+               sumIf(amount, status NOT IN ('won', 'lost')) AS pipeline,
+               if(countIf(status = 'won' AND created_ms >= 0 AND closed_ms >= 0) = 0, NULL,
+                  quantileExactInclusiveIf(0.5)((closed_ms - created_ms) / 86400000.,
+                                                status = 'won' AND created_ms >= 0 AND closed_ms >= 0))
+                   AS median_days_to_close
+        FROM
+        (
+            -- the latest version per deal (highest stamp_version), scalar argMax per value
+            SELECT deal_id,
+                   argMax(multiIf({level:String} = 'source', lead_source, {level:String} = 'detail', lead_detail,
+                                  lead_channel), stamp_version) AS lead_source,
+                   argMax(status, stamp_version) AS status,
+                   argMax(ifNull(amount, 0.), stamp_version) AS amount,
+                   argMax(ifNull(toUnixTimestamp64Milli(created_at), -1), stamp_version) AS created_ms,
+                   argMax(ifNull(toUnixTimestamp64Milli(closed_at), -1), stamp_version) AS closed_ms
+            FROM {db}.deal_versions
+            GROUP BY deal_id
+        )
+        WHERE {ranged:UInt8} = 0
+           OR (created_ms >= 0 AND created_ms >= {since_ms:Int64} AND created_ms < {until_ms:Int64})
+        GROUP BY lead_source
+    )
+SELECT
+    lead_source,
+    leads.leads AS leads,
+    deals.deals AS deals,
+    deals.won AS won,
+    deals.lost AS lost,
+    deals.open AS open,
+    if(deals.won + deals.lost = 0, NULL, deals.won / (deals.won + deals.lost)) AS win_rate,
+    if(deals.won = 0, NULL, deals.revenue / deals.won) AS avg_deal_size,
+    deals.revenue AS revenue,
+    deals.pipeline AS pipeline,
+    deals.median_days_to_close AS median_days_to_close
+FROM leads
+FULL OUTER JOIN deals USING (lead_source)
+ORDER BY revenue DESC, leads DESC, lead_source
+SETTINGS optimize_aggregation_in_order = 1

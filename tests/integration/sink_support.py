@@ -1,0 +1,87 @@
+"""Helpers of the sink integration tests: produce a feed, wait for the sink, compare reports."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from leadstream.kafka_admin import delete_topics
+from leadstream.settings import Settings
+from schemas.codec import encode
+from schemas.topics import TOPIC_RECORDS, Topics
+from sinks.rows import TABLES
+
+FeedItem = tuple[str, str, dict[str, Any]]
+
+
+@pytest.fixture
+def cleanup_topics(topics: Settings) -> Iterator[None]:
+    """Delete the test's topics afterwards: a shared broker has a file-descriptor budget."""
+    yield
+    delete_topics(topics, Topics(topics.topic_prefix).all())
+
+
+def produce(settings: Settings, items: Iterable[FeedItem], raw: Iterable[tuple[str, bytes]] = ()) -> Counter[str]:
+    """Produce feed items (Avro) and raw payloads to the test's topics; returns rows per table."""
+    topics = Topics(settings.topic_prefix)
+    producer = Producer(settings.kafka_producer_config())
+    per_table: Counter[str] = Counter()
+    for base, key, record in items:
+        name = TOPIC_RECORDS[base]
+        producer.produce(topics.name(base), key=key.encode(), value=encode(name, record))
+        per_table[TABLES[name].table] += 1
+        producer.poll(0)
+    for base, payload in raw:
+        producer.produce(topics.name(base), key=b"bad", value=payload)
+    assert producer.flush(60) == 0
+    return per_table
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 180.0) -> None:
+    """Poll a real condition until it holds, or fail saying what did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def reset_offsets(settings: Settings, group_id: str, bases: Iterable[str]) -> None:
+    """Commit offset 0 on every partition of the topics for the group (a replay from the start)."""
+    topics = Topics(settings.topic_prefix)
+    consumer = Consumer(settings.kafka_consumer_config(group_id))
+    try:
+        offsets = []
+        for base in bases:
+            name = topics.name(base)
+            md = consumer.list_topics(name, timeout=10)
+            offsets += [TopicPartition(name, p, 0) for p in md.topics[name].partitions]
+        consumer.commit(offsets=offsets, asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def compare(name: str, got: list[dict[str, Any]], expected: list[dict[str, Any]], key: list[str]) -> int:
+    """Compare report rows by key: exact for ints/strings, 1e-9 for floats. Prints and returns the count."""
+    g = {tuple(r[k] for k in key): r for r in got}
+    e = {tuple(r[k] for k in key): r for r in expected}
+    assert set(g) == set(e), f"{name}: row keys differ: only got {set(g) - set(e)}, only expected {set(e) - set(g)}"
+    compared = 0
+    for k, exp_row in e.items():
+        assert set(g[k]) == set(exp_row), f"{name}: JSON keys {sorted(g[k])} != {sorted(exp_row)}"
+        for column, want in exp_row.items():
+            have = g[k][column]
+            if isinstance(want, float) and have is not None:
+                assert math.isclose(have, want, rel_tol=1e-9, abs_tol=1e-9), f"{name} {k} {column}: {have} != {want}"
+            else:
+                assert have == want, f"{name} {k} {column}: {have!r} != {want!r}"
+            compared += 1
+    print(f"compared {name}: {len(e)} rows, {compared} values")
+    return compared

@@ -1,0 +1,241 @@
+"""Report oracle and replay against ``tests/oracle`` (the project's plain-Python ground truth).
+
+The stream worker is another stage, so the enriched feed is built FROM the oracle:
+one EnrichedTouch per raw touch delivery (duplicates included, classified by the
+product's taxonomy), one ContactVersion per live contact preceded by a superseded
+version carrying wrong values, merged-away contacts with ``merged_into``, and one
+EnrichedDeal version per deal change where only the latest carries the right stamp.
+It goes through the real broker (4 partitions) into a real sink on the embedded
+engine; every number of ``sources`` and ``quarterly`` (each --by level),
+``contact-sources`` and every attribution model (by channel and by source, won only
+and with open/lost deals) must equal ``tests/oracle/reports.py``. Then the sink's
+consumer group is reset to the beginning and everything is consumed again: every
+report must be unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from leadstream.settings import Settings
+from sinks.clickhouse import Database, connect
+from sinks.reports import MODELS, ReportParams, run_report
+from sinks.service import SinkService
+from sinks.sink import SINK_TOPICS
+from tests.integration.sink_support import FeedItem, cleanup_topics, produce, reset_offsets, wait_for
+from tests.oracle.batch import Batch
+from tests.oracle.generator import Dataset, generate
+from tests.oracle.reports import Reports, diff
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures(cleanup_topics.__name__)]
+
+Classify = Callable[[dict[str, Any]], tuple[str, str, str]]
+
+
+def _classifier() -> Classify:
+    from streams.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy()
+
+    def classify(touch: dict[str, Any]) -> tuple[str, str, str]:
+        c = taxonomy.classify(touch)
+        return c.channel, c.source, c.detail
+
+    return classify
+
+
+def build_feed(data: Dataset, arrivals: list[Any], batch: Batch) -> list[FeedItem]:
+    """What the worker would publish for these arrivals, in a per-key-ordered interleaving."""
+    feed: list[FeedItem] = []
+    processed = data.max_event_time + 1000
+    for topic, _key, touch in arrivals:
+        if topic != "touches":
+            continue
+        channel, source, detail = batch.classification(touch)
+        owner = sorted(batch.owners(touch))
+        processed += 1
+        feed.append(("enriched-touches", touch["contact_id"] or touch["anonymous_id"], {
+            "event_id": touch["event_id"], "event_time": touch["event_time"],
+            "received_at": touch.get("received_at") or touch["event_time"], "processed_at": processed,
+            "anonymous_id": touch.get("anonymous_id"),
+            # the worker knows the contact only when it saw the identify first: leave it out
+            # for anonymous touches, the sink must resolve them through the contact versions
+            "contact_id": touch.get("contact_id"),
+            "touch_type": touch["touch_type"], "url": touch.get("url"), "referrer": touch.get("referrer"),
+            "utm_source": touch.get("utm_source"), "utm_medium": touch.get("utm_medium"),
+            "utm_campaign": touch.get("utm_campaign"), "click_id_type": None, "channel": channel,
+            "source": source, "detail": detail, "rule": "taxonomy", "taxonomy_version": "default",
+            "is_bot": bool(touch.get("is_bot")), "sequence": len(owner),
+        }))
+    contacts = batch.contacts()
+    version = 10_000
+    for contact_id, c in sorted(contacts.items()):
+        live = {
+            "contact_id": contact_id, "event_time": c.created_at or 0, "reason": "first_touch",
+            "merged_into": None, "merged_contact_ids": list(c.merged_contact_ids),
+            "anonymous_ids": list(c.anonymous_ids), "created_at": c.created_at,
+            "first_touch_event_id": c.first_touch_event_id, "first_touch_time": c.first_touch_time,
+            "first_touch_type": None, "lead_channel": c.lead_channel, "lead_source": c.lead_source,
+            "lead_detail": c.lead_detail, "contact_source": c.contact_source, "owner": None,
+            "lifecycle_stage": None, "stage_times": {}, "lead_method": c.lead_method,
+            "touch_count": c.touch_count, "touches_by_channel": {}, "first_seen": None, "last_seen": None,
+            "last_channel": None, "engagement_score": 0.0,
+        }
+        version += 7
+        feed.append(("enriched-contacts", contact_id, {**live, "version": version, "lead_channel": "Stale",
+                                                       "lead_source": "stale", "contact_source": "Stale List",
+                                                       "merged_contact_ids": [], "anonymous_ids": []}))
+        version += 7
+        feed.append(("enriched-contacts", contact_id, {**live, "version": version}))
+    for absorbed, survivor in sorted(batch.merged_into.items()):
+        base = {"contact_id": absorbed, "event_time": 0, "reason": "merge", "merged_into": None,
+                "merged_contact_ids": [], "anonymous_ids": [], "lead_channel": "Unknown", "lead_source": "Unknown",
+                "lead_detail": "", "stage_times": {}, "touches_by_channel": {}}
+        version += 7
+        feed.append(("enriched-contacts", absorbed, {**base, "version": version}))  # live before the merge
+        version += 7
+        feed.append(("enriched-contacts", absorbed, {**base, "version": version, "reason": "merged_away",
+                                                     "merged_into": survivor}))
+    changes_of: dict[str, list[dict[str, Any]]] = {}
+    for topic, _key, change in arrivals:
+        if topic == "deals":
+            changes_of.setdefault(change["deal_id"], []).append(change)
+    for deal_id, d in sorted(batch.deals().items()):
+        changes = sorted({c["event_id"]: c for c in changes_of[deal_id]}.values(),
+                         key=lambda c: (c["version"], c["event_time"], c["event_id"]))
+        stamp = 0
+        for k, change in enumerate(changes):
+            stamp += 1000
+            last = k == len(changes) - 1
+            record = {
+                "deal_id": deal_id, "stamp_version": stamp, "version": change["version"],
+                "event_time": change["event_time"], "change": change["change"],
+                "status": d.status if last else "open", "stage": change.get("stage"),
+                "amount": d.amount if last else change.get("amount"), "currency": "USD", "owner": None,
+                "pipeline": None, "close_reason": None, "source_system": "oracle",
+                "primary_contact_id": d.primary_contact_id if last else change["primary_contact_id"],
+                "contact_ids": list(d.contact_ids) if last else list(change.get("contact_ids") or []),
+                "created_at": d.created_at, "closed_at": d.closed_at if last else None,
+                "lead_channel": d.lead_channel if last else "Stale",
+                "lead_source": d.lead_source if last else "stale", "lead_detail": d.lead_detail if last else "",
+                "contact_source": d.contact_source if last else "Stale List",
+                "first_touch_time": d.first_touch_time, "first_touch_event_id": None, "prev_status": None,
+                "prev_amount": None, "prev_lead_channel": None, "prev_lead_source": None,
+                "prev_lead_detail": None,
+            }
+            feed.append(("enriched-deals", deal_id, record))
+    return _interleave(feed)
+
+
+def _interleave(feed: list[FeedItem]) -> list[FeedItem]:
+    """Round-robin over keys: entities interleave, each key keeps its order (as a keyed topic does)."""
+    queues: dict[tuple[str, str], list[FeedItem]] = {}
+    for item in feed:
+        queues.setdefault((item[0], item[1]), []).append(item)
+    out: list[FeedItem] = []
+    pending = list(queues.values())
+    while pending:
+        for q in pending:
+            out.append(q.pop(0))
+        pending = [q for q in pending if q]
+    return out
+
+
+def _everything(db: Database) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for by in ("channel", "source", "detail"):
+        out[f"sources/{by}"] = run_report(db, "sources", ReportParams(by=by))
+        out[f"quarterly/{by}"] = run_report(db, "quarterly", ReportParams(by=by))
+    out["contact-sources"] = run_report(db, "contact-sources", ReportParams())
+    for model in MODELS:
+        for by in ("channel", "source"):
+            for iol in (False, True):
+                params = ReportParams(model=model, by=by, include_open_lost=iol)  # type: ignore[arg-type]
+                out[f"attribution/{model}/{by}/{iol}"] = run_report(db, "attribution", params)
+    out["quality"] = run_report(db, "quality", ReportParams())
+    out["funnel"] = run_report(db, "funnel", ReportParams())
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, floats within 1e-9 (ClickHouse may sum in another order on another run)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def test_every_report_equals_the_oracle_and_a_replay_changes_nothing(topics: Settings) -> None:
+    """sources, quarterly, contact-sources and all 9 attribution models equal tests/oracle; replay is a no-op."""
+    settings = topics
+    classify = _classifier()
+    data = generate(seed=7, contacts=300, touches=3000, deals=80, merges=12)
+    arrivals = data.arrival(seed=11)
+    batch = Batch(arrivals, classify)
+    oracle = Reports(arrivals, classify)
+    feed = build_feed(data, arrivals, batch)
+    expected_rows = produce(settings, feed)
+
+    db = connect(settings)
+    service = SinkService(settings, db, serve_api=False).start()
+    try:
+        wait_for(lambda: all(service.sink.stats.rows.get(t, 0) >= n for t, n in expected_rows.items()),
+                 f"the sink to acknowledge {dict(expected_rows)}", 300)
+    finally:
+        service.stop()
+
+    problems: list[str] = []
+    compared: list[str] = []
+
+    def check(name: str, want: list[dict[str, Any]], got: Any, key: list[str], zero_missing: bool = False) -> None:
+        assert isinstance(got, list)
+        found = diff(want, got, key=key, zero_missing=zero_missing)
+        values = sum(len(r) for r in want)
+        compared.append(f"{name}: {len(want)} rows, {values} values, {'OK' if not found else 'DIFFERENT'}")
+        problems.extend(f"{name}: {p}" for p in found)
+
+    for by in ("channel", "source", "detail"):
+        check(f"sources --by {by}", oracle.sources(by), run_report(db, "sources", ReportParams(by=by)),
+              ["lead_source"])
+        check(f"quarterly --by {by}", oracle.quarterly(by), run_report(db, "quarterly", ReportParams(by=by)),
+              ["quarter", "lead_source"])
+    for since, until in (("2025-04-01", "2025-10-01"), ("2025-07-15", None), (None, "2025-03-02")):
+        params = ReportParams.parse({"by": "channel", "since": since or "", "until": until or ""})
+        check(f"sources --since {since} --until {until}", oracle.sources("channel", since, until),
+              run_report(db, "sources", params), ["lead_source"])
+    check("contact-sources", oracle.contact_sources(), run_report(db, "contact-sources", ReportParams()),
+          ["contact_source"])
+    for model in MODELS:
+        for by in ("channel", "source"):
+            for iol in (False, True):
+                params = ReportParams(model=model, by=by, include_open_lost=iol)  # type: ignore[arg-type]
+                check(f"attribution --model {model} --by {by}{' --include-open-lost' if iol else ''}",
+                      oracle.attribution(model, by, include_open_lost=iol),
+                      run_report(db, "attribution", params), ["channel"], zero_missing=True)
+    print("\n".join(compared))
+    won = sum(1 for d in batch.deals().values() if d.status == "won")
+    print(f"oracle: {len(batch.contacts())} live contacts, {len(batch.merged_into)} merged away, "
+          f"{len({t['event_id'] for t in data.touches})} touches ({sum(1 for a in arrivals if a[0] == 'touches')} "
+          f"delivered), {len(batch.deals())} deals ({won} won); {len(compared)} reports compared")
+    assert problems == [], "\n".join(problems[:40])
+
+    before = _everything(db)
+    reset_offsets(settings, service.sink.group_id, SINK_TOPICS)
+    replay = SinkService(settings, db, serve_api=False).start()
+    try:
+        wait_for(lambda: all(replay.sink.stats.rows.get(t, 0) >= n for t, n in expected_rows.items()),
+                 "the replay to be acknowledged", 300)
+    finally:
+        replay.stop()
+    after = _everything(db)
+    changed = [name for name in before if not _same(before[name], after[name])]
+    print(f"replay: {sum(replay.sink.stats.rows.values())} rows delivered again, "
+          f"{len(before) - len(changed)}/{len(before)} reports unchanged")
+    assert changed == []

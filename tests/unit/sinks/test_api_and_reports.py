@@ -1,0 +1,72 @@
+"""Query API guard, report parameters and row conversion: pure functions, nothing running."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from sinks.api import check_select
+from sinks.reports import MODELS, ReportError, ReportParams, report_sql
+from sinks.rows import TABLES
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1", "  with x AS (SELECT 1) SELECT * FROM x", "(SELECT 1)",
+                                 "-- note\nSELECT 2;"])
+def test_select_statements_pass(sql: str) -> None:
+    """Single SELECT / WITH statements (comments and a trailing semicolon allowed) are accepted."""
+    assert check_select(sql).upper().lstrip("( ").startswith(("SELECT", "WITH"))
+
+
+@pytest.mark.parametrize("sql", ["DROP TABLE t", "SELECT 1; DROP TABLE t", "INSERT INTO t VALUES (1)",
+                                 "/* SELECT */ ALTER TABLE t DELETE WHERE 1", "SYSTEM STOP MERGES"])
+def test_other_statements_are_refused(sql: str) -> None:
+    """Anything but one SELECT is refused before it reaches ClickHouse."""
+    with pytest.raises(ReportError):
+        check_select(sql)
+
+
+def test_params_parse_and_bind_values() -> None:
+    """Query-string options become typed parameters; dates are UTC midnights in ms, half-open."""
+    p = ReportParams.parse({"by": "source", "since": "2026-01-01", "until": "2026-04-01", "model": "w_shaped",
+                            "half_life": "3.5", "include_open_lost": "true"})
+    assert p.since == date(2026, 1, 1) and p.by == "source" and p.include_open_lost
+    values = p.sql_parameters()
+    assert values["since_ms"] == 1_767_225_600_000 and values["ranged"] == 1
+    assert values["half_life_ms"] == 3.5 * 86_400_000
+    assert (values["s_first"], values["s_lead"], values["s_deal"], values["s_close"], values["s_other"]) == MODELS[
+        "w_shaped"]
+    assert ReportParams.parse(p.to_query()) == p
+
+
+@pytest.mark.parametrize("raw", [{"by": "campaign"}, {"model": "random"}, {"half_life": "-1"},
+                                 {"since": "yesterday"}])
+def test_bad_params_are_refused(raw: dict[str, str]) -> None:
+    """Unknown levels, models, non-positive half-lives and bad dates are clear errors."""
+    with pytest.raises(ReportError):
+        ReportParams.parse(raw)
+
+
+def test_model_shares_sum_to_one() -> None:
+    """Every positional model's shares add up to 100% (time_decay has its own weights)."""
+    for name, shares in MODELS.items():
+        if name != "time_decay":
+            assert sum(shares) == pytest.approx(1.0), name
+
+
+def test_report_sql_takes_values_as_parameters() -> None:
+    """Report SQL only gets the database identifier substituted; values stay {name:Type} parameters."""
+    sql = report_sql("sources", "leadstream")
+    assert "{db}" not in sql and "leadstream.lead_counts" in sql and "{since_ms:Int64}" in sql
+    with pytest.raises(ReportError):
+        report_sql("sources", "x;DROP")
+
+
+def test_rows_convert_optional_fields() -> None:
+    """Optional strings become '' in join/group columns; versions and maps pass through."""
+    spec = TABLES["EnrichedTouch"]
+    row = spec.convert({"event_id": "e", "event_time": 1, "received_at": 2, "processed_at": 3,
+                        "touch_type": "page_view", "channel": "Direct", "source": "direct"})
+    assert dict(zip(spec.columns, row, strict=True))["contact_id"] == ""
+    with pytest.raises(KeyError):
+        spec.convert({"event_id": "e"})
