@@ -98,9 +98,19 @@ def settings(kafka_bootstrap: str, clickhouse_url: str, topic_prefix: str, tmp_p
 
 
 @pytest.fixture
-def topics(settings: Settings) -> Settings:
-    """Create the test's topics (4 partitions each) and return its settings."""
-    from leadstream.kafka_admin import create_topics
+def topics(settings: Settings) -> Iterator[Settings]:
+    """Create the test's topics (4 partitions each); delete them, and the worker's, afterwards.
+
+    Deleting keeps a long test run within the broker's file-descriptor budget (each
+    partition holds several open segment files).
+    """
+    from confluent_kafka.admin import AdminClient
+
+    from leadstream.kafka_admin import create_topics, delete_topics
 
     create_topics(settings)
-    return settings
+    yield settings
+    existing = AdminClient(settings.kafka_common_config()).list_topics(timeout=10).topics
+    ours = [t for t in existing if t.startswith((settings.topic_prefix, f"{settings.app_id}-"))]
+    if ours:
+        delete_topics(settings, ours)

@@ -47,20 +47,45 @@ WITH
         WHERE {ranged:UInt8} = 0
            OR (created_ms >= 0 AND created_ms >= {since_ms:Int64} AND created_ms < {until_ms:Int64})
         GROUP BY lead_source
+    ),
+    visited AS
+    (
+        -- every source that brought touches (anonymous visits included), so a source
+        -- shows up with zeros before its first lead or deal (migration 0004)
+        SELECT DISTINCT multiIf({level:String} = 'source', source, {level:String} = 'detail', detail,
+                                channel) AS lead_source
+        FROM {db}.touch_sources
+        WHERE {ranged:UInt8} = 0
+           OR (toInt32(day) >= {since_day:Int32} AND toInt32(day) < {until_day:Int32})
+    ),
+    counted AS
+    (
+        SELECT
+            lead_source,
+            leads.leads AS leads,
+            deals.deals AS deals,
+            deals.won AS won,
+            deals.lost AS lost,
+            deals.open AS open,
+            deals.revenue AS revenue,
+            deals.pipeline AS pipeline,
+            deals.median_days_to_close AS median_days_to_close
+        FROM leads
+        FULL OUTER JOIN deals USING (lead_source)
     )
 SELECT
     lead_source,
-    leads.leads AS leads,
-    deals.deals AS deals,
-    deals.won AS won,
-    deals.lost AS lost,
-    deals.open AS open,
-    if(deals.won + deals.lost = 0, NULL, deals.won / (deals.won + deals.lost)) AS win_rate,
-    if(deals.won = 0, NULL, deals.revenue / deals.won) AS avg_deal_size,
-    deals.revenue AS revenue,
-    deals.pipeline AS pipeline,
-    deals.median_days_to_close AS median_days_to_close
-FROM leads
-FULL OUTER JOIN deals USING (lead_source)
+    counted.leads AS leads,
+    counted.deals AS deals,
+    counted.won AS won,
+    counted.lost AS lost,
+    counted.open AS open,
+    if(counted.won + counted.lost = 0, NULL, counted.won / (counted.won + counted.lost)) AS win_rate,
+    if(counted.won = 0, NULL, counted.revenue / counted.won) AS avg_deal_size,
+    counted.revenue AS revenue,
+    counted.pipeline AS pipeline,
+    counted.median_days_to_close AS median_days_to_close
+FROM counted
+FULL OUTER JOIN visited USING (lead_source)
 ORDER BY revenue DESC, leads DESC, lead_source
 SETTINGS optimize_aggregation_in_order = 1

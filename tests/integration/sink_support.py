@@ -5,26 +5,17 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from leadstream.kafka_admin import delete_topics
 from leadstream.settings import Settings
 from schemas.codec import encode
 from schemas.topics import TOPIC_RECORDS, Topics
 from sinks.rows import TABLES
 
 FeedItem = tuple[str, str, dict[str, Any]]
-
-
-@pytest.fixture
-def cleanup_topics(topics: Settings) -> Iterator[None]:
-    """Delete the test's topics afterwards: a shared broker has a file-descriptor budget."""
-    yield
-    delete_topics(topics, Topics(topics.topic_prefix).all())
 
 
 def produce(settings: Settings, items: Iterable[FeedItem], raw: Iterable[tuple[str, bytes]] = ()) -> Counter[str]:

@@ -26,12 +26,12 @@ from sinks.clickhouse import Database, connect
 from sinks.reports import MODELS, ReportParams, run_report
 from sinks.service import SinkService
 from sinks.sink import SINK_TOPICS
-from tests.integration.sink_support import FeedItem, cleanup_topics, produce, reset_offsets, wait_for
+from tests.integration.sink_support import FeedItem, produce, reset_offsets, wait_for
 from tests.oracle.batch import Batch
 from tests.oracle.generator import Dataset, generate
 from tests.oracle.reports import Reports, diff
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures(cleanup_topics.__name__)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 Classify = Callable[[dict[str, Any]], tuple[str, str, str]]
 

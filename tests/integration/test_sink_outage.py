@@ -22,9 +22,9 @@ from sinks.clickhouse import Database, connect
 from sinks.reports import ReportParams, run_report
 from sinks.service import SinkService
 from tests.integration.sink_feed import Truth, enriched_feed, generate_world, ref_attribution, ref_sources
-from tests.integration.sink_support import cleanup_topics, compare, produce, wait_for
+from tests.integration.sink_support import compare, produce, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures(cleanup_topics.__name__)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OUTAGE_SECONDS = 30.0
 

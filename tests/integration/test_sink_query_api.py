@@ -20,9 +20,9 @@ from leadstream.settings import Settings, get_settings
 from sinks.clickhouse import connect
 from sinks.service import SinkService
 from tests.integration.sink_feed import one_contact, one_touch
-from tests.integration.sink_support import cleanup_topics, produce, wait_for
+from tests.integration.sink_support import produce, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures(cleanup_topics.__name__)]
+pytestmark = [pytest.mark.integration]
 
 
 def _free_port() -> int:

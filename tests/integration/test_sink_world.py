@@ -31,9 +31,9 @@ from tests.integration.sink_feed import (
     ref_quarterly,
     ref_sources,
 )
-from tests.integration.sink_support import cleanup_topics, compare, produce, reset_offsets, wait_for
+from tests.integration.sink_support import compare, produce, reset_offsets, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures(cleanup_topics.__name__)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _all_reports(db: Any) -> dict[str, Any]:

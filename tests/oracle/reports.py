@@ -135,8 +135,18 @@ class Reports:
             if inside(deal.created_at):
                 deals_of.setdefault(self._deal_lead(deal, by), []).append(deal)
 
+        # Every source that brought a touch gets a row, with zeros where nothing counts
+        # (DECISIONS addendum); with --since/--until, touches are taken by their UTC day.
+        day_start = start - start % DAY_MS if start is not None else None
+        day_end = end + (-end) % DAY_MS if end is not None else None
+        visited = {
+            self.batch.classification(t)[_level(by)]
+            for t in self.batch.raw.touches
+            if (day_start is None or t["event_time"] >= day_start) and (day_end is None or t["event_time"] < day_end)
+        }
+
         rows = []
-        for key in sorted(set(leads) | set(deals_of)):
+        for key in sorted(set(leads) | set(deals_of) | visited):
             group = deals_of.get(key, [])
             won = [d for d in group if d.status == "won"]
             lost = [d for d in group if d.status == "lost"]

@@ -186,4 +186,6 @@ def test_demo_sources_show_each_channel_with_its_win_rate() -> None:
         assert closed >= 20, (channel, row)
         assert abs(row["win_rate"] - spec.win_rate) <= 1 / (2 * closed) + 1e-12, (channel, row)
         assert row["avg_deal_size"] == pytest.approx(spec.mean_deal_size, rel=0.35), (channel, row)
-    assert set(rows) - set(DEMO_CHANNELS) <= {"Unknown"}
+    # other channels appear only through later touches: listed, but with no lead or deal
+    for channel in set(rows) - set(DEMO_CHANNELS) - {"Unknown"}:
+        assert rows[channel]["leads"] == 0 and rows[channel]["deals"] == 0, rows[channel]
