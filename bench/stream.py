@@ -38,11 +38,11 @@ sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
-from leadstream.kafka_admin import create_topics, delete_topics  # noqa: E402
+from leadstream.kafka_admin import create_topics  # noqa: E402
 from leadstream.settings import Settings, get_settings  # noqa: E402
 from schemas.codec import encode  # noqa: E402
 from schemas.topics import Topics  # noqa: E402
-from streams.harness import LagProbe, WorkerProcess, end_offsets, worker_env  # noqa: E402
+from streams.harness import LagProbe, WorkerProcess, delete_worker_topics, end_offsets, worker_env  # noqa: E402
 
 T0 = 1_735_689_600_000  # 2025-01-01
 SOURCES = [("google", "cpc"), ("facebook", "paid_social"), ("newsletter", "email"), ("linkedin", "social"),
@@ -245,7 +245,7 @@ def main() -> None:
               f"can reach on this machine)")
         print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
     finally:
-        delete_topics(settings, [*topics.all(), topics.name("naive-out")])
+        delete_worker_topics(settings)  # raw, enriched, internal, changelog and baseline topics
         shutil.rmtree(workdir, ignore_errors=True)
 
 

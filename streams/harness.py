@@ -31,6 +31,7 @@ __all__ = [
     "OUTPUT_TOPICS",
     "LagProbe",
     "WorkerProcess",
+    "delete_worker_topics",
     "end_offsets",
     "group_lag",
     "produce",
@@ -134,6 +135,21 @@ class WorkerProcess:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+def delete_worker_topics(settings: Settings) -> int:
+    """Delete every topic of ``settings``' prefix and of its worker group (changelogs, assignor).
+
+    For tests and benchmarks that leave a shared broker as they found it; returns the count.
+    """
+    from leadstream.kafka_admin import delete_topics
+
+    admin = AdminClient(settings.kafka_common_config())
+    names = [n for n in admin.list_topics(timeout=30).topics
+             if n.startswith(settings.topic_prefix) or n.startswith(f"{settings.app_id}-")]
+    if names and settings.topic_prefix:
+        delete_topics(settings, names)
+    return len(names)
 
 
 def produce(settings: Settings, arrivals: Iterable[tuple[str, str, Mapping[str, Any]]]) -> int:

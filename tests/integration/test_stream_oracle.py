@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,19 @@ from typing import Any
 import pytest
 
 from leadstream.settings import Settings
-from streams.harness import WorkerProcess, end_offsets, group_lag, produce, read_latest, wait_idle
+from streams.harness import WorkerProcess, delete_worker_topics, end_offsets, group_lag, produce, read_latest, wait_idle
 from streams.taxonomy import load_taxonomy
 from tests.oracle import batch as oracle
 from tests.oracle.generator import Arrival, arrival_stats, generate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _drop_topics_afterwards(topics: Settings) -> Iterator[None]:
+    """Leave the shared broker as we found it: the test's topics and its changelogs go."""
+    yield
+    delete_worker_topics(topics)
 
 CONTACT_FIELDS = ("lead_channel", "lead_source", "lead_detail", "first_touch_event_id", "contact_source",
                   "lead_method")

@@ -8,6 +8,7 @@ an identify links it to.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,16 @@ from confluent_kafka import Producer
 from leadstream.settings import Settings
 from schemas.codec import encode
 from schemas.topics import Topics
-from streams.harness import WorkerProcess, read_latest, wait_idle
+from streams.harness import WorkerProcess, delete_worker_topics, read_latest, wait_idle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _drop_topics_afterwards(topics: Settings) -> Iterator[None]:
+    """Leave the shared broker as we found it: the test's topics and its changelogs go."""
+    yield
+    delete_worker_topics(topics)
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
