@@ -1,8 +1,10 @@
 """``leadstream query``: run a report where the data is and print it.
 
 Embedded mode (``CLICKHOUSE_URL=chdb://…``): the engine belongs to the running sink,
-so the report is fetched from the sink's query API; when no sink is serving, the
-error says so. Server mode (``http(s)://…``): the report runs directly against
+so the report is fetched from the sink's query API. When no sink is serving, the engine
+directory is free, and the report runs on it directly (after ``leadstream demo``, for
+example); when there is no data there either, the error says to start the sink.
+Server mode (``http(s)://…``): the report runs directly against
 ClickHouse. Output: a rich table, CSV (header row, then one row per object) or JSON
 (the report's objects, keys exactly as documented).
 """
@@ -41,6 +43,9 @@ def fetch_report(settings: Settings, name: str, params: ReportParams, timeout: f
     try:
         response = httpx.get(url, params=params.to_query(), timeout=timeout)
     except httpx.TransportError as exc:
+        direct = _run_on_idle_engine(settings, name, params)
+        if direct is not None:
+            return direct
         raise SinkError(
             f"no sink is serving the query API at {settings.query_host}:{settings.query_port} "
             f"({exc.__class__.__name__}). The embedded engine belongs to the sink process: start it with "
@@ -55,6 +60,30 @@ def fetch_report(settings: Settings, name: str, params: ReportParams, timeout: f
         raise SinkError(f"query API answered {response.status_code}: {message}")
     data: Result = response.json()
     return data
+
+
+def _run_on_idle_engine(settings: Settings, name: str, params: ReportParams) -> Result | None:
+    """The report straight from the embedded engine when no sink holds it; None if there is no data."""
+    from pathlib import Path
+
+    from sinks.clickhouse import connect
+
+    path = Path(settings.clickhouse_url.removeprefix("chdb://"))
+    if not path.is_dir():
+        return None
+    try:
+        db = connect(settings)
+    except SinkError:
+        return None
+    try:
+        _, rows = db.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'schema_migrations'",
+            {"db": settings.clickhouse_database})
+        if not rows[0][0]:
+            return None
+        return run_report(db, name, params)
+    finally:
+        db.close()
 
 
 def _fmt(value: Any) -> str:

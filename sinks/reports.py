@@ -1,7 +1,7 @@
 """The analyst-facing reports: documented SQL in ``sinks/sql/`` plus their parameters.
 
 Each report is a parameterised query over the latest-state views of the migrations
-(see docs/analytics.md for the definitions). Only the database name (an identifier,
+(see README, "Reports", for the definitions). Only the database name (an identifier,
 checked) is substituted into the text; every value travels as a ClickHouse query
 parameter. Reports run wherever ClickHouse is: inside the sink (embedded mode, behind
 the query API) or directly against a server.

@@ -10,7 +10,7 @@ The rules are data (``streams/taxonomy.yaml``, replaceable via ``LEADSTREAM_TAXO
 few precompiled patterns, so classifying costs a handful of dictionary look-ups; raw
 strings seen again (UTM values, referrers) hit small bounded caches.
 
-Precedence (documented in docs/taxonomy.md):
+Precedence (documented in the README, "The channel taxonomy"):
 
 1. touch types with ``precedence: first`` (offline touches: events, webinars, ...);
 2. UTM tags: a known ``utm_medium`` (paid mediums refined by the source's category),

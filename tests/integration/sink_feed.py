@@ -247,6 +247,8 @@ def ref_sources(tr: Truth, by: str = "channel") -> list[dict[str, Any]]:
                                                            "revenue": 0.0, "pipeline": 0.0, "days": []})
     for c in tr.live:
         rows[tr.lead(c)[i]]["leads"] += 1
+    for t in tr.touch_by_id.values():  # every source that brought a touch is listed
+        _ = rows[t.klass[i]]
     for d in tr.deals().values():
         r = rows[d["lead"][i]]
         r["deals"] += 1

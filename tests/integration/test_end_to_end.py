@@ -61,5 +61,10 @@ def test_pixel_hit_reaches_the_sources_report(topics: Settings, tmp_path: Path) 
 
         wait_for(report_has_row, 180, "a Paid Search row in the sources report", interval=1.0)
     row = next(r for r in rows if r["lead_source"] == "Paid Search")
-    assert set(row) >= {"lead_source", "leads", "deals", "won", "lost", "open", "win_rate",
+    assert set(row) == {"lead_source", "leads", "deals", "won", "lost", "open", "win_rate",
                         "avg_deal_size", "revenue", "pipeline", "median_days_to_close"}
+    assert row["leads"] == 0  # an anonymous visit: the source is seen, no contact yet
+
+    # With the sink stopped, the engine directory is free and `query` reads it directly.
+    after = _sources(env)
+    assert any(r["lead_source"] == "Paid Search" for r in after)
