@@ -29,7 +29,8 @@ from leadstream.stack import Stack, http_ready, settings_env, wait_until
 
 __all__ = ["register", "run_demo"]
 
-console = Console(soft_wrap=True)
+# The sources table has twelve columns: give it room even when stdout is not a terminal.
+console = Console(soft_wrap=True, width=max(shutil.get_terminal_size((160, 24)).columns, 150))
 MARKER = "demo.json"
 BEACON_BATCH = 50
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
