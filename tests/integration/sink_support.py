@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from leadstream.settings import Settings
 from schemas.codec import encode
 from schemas.topics import TOPIC_RECORDS, Topics
+from sinks.reports import MODELS, ReportParams, run_report
 from sinks.rows import TABLES
 
 FeedItem = tuple[str, str, dict[str, Any]]
@@ -76,3 +77,31 @@ def compare(name: str, got: list[dict[str, Any]], expected: list[dict[str, Any]]
             compared += 1
     print(f"compared {name}: {len(e)} rows, {compared} values")
     return compared
+
+
+def all_reports(db: Any) -> dict[str, Any]:
+    """Every report variant, keyed by name and parameters: the replay tests compare two of these."""
+    out: dict[str, Any] = {}
+    for by in ("channel", "source", "detail"):
+        out[f"sources/{by}"] = run_report(db, "sources", ReportParams(by=by))
+        out[f"quarterly/{by}"] = run_report(db, "quarterly", ReportParams(by=by))
+    out["contact-sources"] = run_report(db, "contact-sources", ReportParams())
+    for model in MODELS:
+        for by in ("channel", "source"):
+            for iol in (False, True):
+                params = ReportParams(model=model, by=by, include_open_lost=iol)  # type: ignore[arg-type]
+                out[f"attribution/{model}/{by}/{iol}"] = run_report(db, "attribution", params)
+    out["quality"] = run_report(db, "quality", ReportParams())
+    out["funnel"] = run_report(db, "funnel", ReportParams())
+    return out
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, floats within 1e-9 (ClickHouse may sum in a different order between runs)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)

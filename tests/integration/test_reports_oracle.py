@@ -15,18 +15,17 @@ report must be unchanged.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from leadstream.settings import Settings
-from sinks.clickhouse import Database, connect
+from sinks.clickhouse import connect
 from sinks.reports import MODELS, ReportParams, run_report
 from sinks.service import SinkService
 from sinks.sink import SINK_TOPICS
-from tests.integration.sink_support import FeedItem, produce, reset_offsets, wait_for
+from tests.integration.sink_support import FeedItem, all_reports, produce, reset_offsets, same, wait_for
 from tests.oracle.batch import Batch
 from tests.oracle.generator import Dataset, generate
 from tests.oracle.reports import Reports, diff
@@ -145,33 +144,6 @@ def _interleave(feed: list[FeedItem]) -> list[FeedItem]:
     return out
 
 
-def _everything(db: Database) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for by in ("channel", "source", "detail"):
-        out[f"sources/{by}"] = run_report(db, "sources", ReportParams(by=by))
-        out[f"quarterly/{by}"] = run_report(db, "quarterly", ReportParams(by=by))
-    out["contact-sources"] = run_report(db, "contact-sources", ReportParams())
-    for model in MODELS:
-        for by in ("channel", "source"):
-            for iol in (False, True):
-                params = ReportParams(model=model, by=by, include_open_lost=iol)  # type: ignore[arg-type]
-                out[f"attribution/{model}/{by}/{iol}"] = run_report(db, "attribution", params)
-    out["quality"] = run_report(db, "quality", ReportParams())
-    out["funnel"] = run_report(db, "funnel", ReportParams())
-    return out
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal, floats within 1e-9 (ClickHouse may sum in another order on another run)."""
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
 def test_every_report_equals_the_oracle_and_a_replay_changes_nothing(topics: Settings) -> None:
     """sources, quarterly, contact-sources and all 9 attribution models equal tests/oracle; replay is a no-op."""
     settings = topics
@@ -226,7 +198,7 @@ def test_every_report_equals_the_oracle_and_a_replay_changes_nothing(topics: Set
           f"delivered), {len(batch.deals())} deals ({won} won); {len(compared)} reports compared")
     assert problems == [], "\n".join(problems[:40])
 
-    before = _everything(db)
+    before = all_reports(db)
     reset_offsets(settings, service.sink.group_id, SINK_TOPICS)
     replay = SinkService(settings, db, serve_api=False).start()
     try:
@@ -234,8 +206,8 @@ def test_every_report_equals_the_oracle_and_a_replay_changes_nothing(topics: Set
                  "the replay to be acknowledged", 300)
     finally:
         replay.stop()
-    after = _everything(db)
-    changed = [name for name in before if not _same(before[name], after[name])]
+    after = all_reports(db)
+    changed = [name for name in before if not same(before[name], after[name])]
     print(f"replay: {sum(replay.sink.stats.rows.values())} rows delivered again, "
           f"{len(before) - len(changed)}/{len(before)} reports unchanged")
     assert changed == []

@@ -10,7 +10,6 @@ undecodable and misplaced messages are dead-lettered without stalling ingestion.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytest
@@ -31,36 +30,9 @@ from tests.integration.sink_feed import (
     ref_quarterly,
     ref_sources,
 )
-from tests.integration.sink_support import compare, produce, reset_offsets, wait_for
+from tests.integration.sink_support import all_reports, compare, produce, reset_offsets, same, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _all_reports(db: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for by in ("channel", "source", "detail"):
-        out[f"sources/{by}"] = run_report(db, "sources", ReportParams(by=by))
-        out[f"quarterly/{by}"] = run_report(db, "quarterly", ReportParams(by=by))
-    out["contact-sources"] = run_report(db, "contact-sources", ReportParams())
-    for model in MODELS:
-        for by in ("channel", "source"):
-            for iol in (False, True):
-                params = ReportParams(model=model, by=by, include_open_lost=iol)  # type: ignore[arg-type]
-                out[f"attribution/{model}/{by}/{iol}"] = run_report(db, "attribution", params)
-    out["quality"] = run_report(db, "quality", ReportParams())
-    out["funnel"] = run_report(db, "funnel", ReportParams())
-    return out
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal, floats within 1e-9 (ClickHouse may sum in a different order between runs)."""
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 def _dead_letter(reason: str, n: int) -> dict[str, Any]:
@@ -116,7 +88,7 @@ def test_reports_equal_plain_python_and_survive_replay(topics: Settings) -> None
         ("collector", "invalid_json"): 3, ("collector", "missing_field"): 2, ("sink", "undecodable"): 1}
     assert quality["unclassified_pairs"][0]["utm_source"] == "weird"
 
-    before = _all_reports(db)
+    before = all_reports(db)
     reset_offsets(settings, service.sink.group_id, SINK_TOPICS)
     replay = SinkService(settings, db, serve_api=False).start()
     try:
@@ -124,9 +96,9 @@ def test_reports_equal_plain_python_and_survive_replay(topics: Settings) -> None
                  "the replay to be acknowledged")
     finally:
         replay.stop()
-    after = _all_reports(db)
+    after = all_reports(db)
     for name, result in before.items():
-        assert _same(after[name], result), f"replay changed {name}: {after[name]} != {result}"
+        assert same(after[name], result), f"replay changed {name}: {after[name]} != {result}"
     print(f"replay: {sum(replay.sink.stats.rows.values())} rows re-delivered, {len(before)} reports unchanged")
 
 
