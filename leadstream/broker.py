@@ -177,6 +177,10 @@ class LocalBroker:
             os.kill(pid, 0)
         except OSError:
             return None
+        # A stale pid file can name a recycled pid: only our broker's command line counts.
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if cmdline.exists() and b"kafka.Kafka" not in cmdline.read_bytes():
+            return None
         return pid
 
     def is_ready(self, timeout: float = 3.0) -> bool:
