@@ -45,7 +45,8 @@ class BrokerInfo:
 
 def describe_cluster(bootstrap: str, timeout: float = 5.0) -> tuple[str, int, int]:
     """(cluster id, broker count, controller id) from a real metadata request."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 3000})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 3000,
+                         "log_level": 5})  # librdkafka's info lines are noise on a CLI
     result = admin.describe_cluster(request_timeout=timeout)
     desc = result.result(timeout=timeout + 1)
     controller = desc.controller.id if desc.controller is not None else -1

@@ -108,7 +108,8 @@ class Settings(BaseSettings):
         return [d.strip().lower() for d in self.site_domains.split(",") if d.strip()]
 
     def kafka_common_config(self) -> dict[str, Any]:
-        return {"bootstrap.servers": self.kafka_bootstrap_servers}
+        # log_level 5 keeps librdkafka's warnings and errors, drops its informational lines
+        return {"bootstrap.servers": self.kafka_bootstrap_servers, "log_level": 5}
 
     def kafka_producer_config(self, **overrides: Any) -> dict[str, Any]:
         """librdkafka producer options.
