@@ -65,8 +65,7 @@ def run_demo(settings: Settings, *, seed: int, contacts: int, reset: bool, timeo
         stack.start("worker", ["worker"], env)
         stack.start("collector", ["collector"], env)
         for url, what in ((f"{collector}/healthz", "the collector"), (f"{query}/healthz", "the sink")):
-            wait_until(lambda u=url: http_ready(u)() or _dead(stack), 180, what)  # type: ignore[misc]
-            stack.check_alive()
+            _await_ready(stack, url, what)
 
         scale = contacts / DEMO_SIZES["contacts"]
         dataset = generate(seed=seed, contacts=contacts, touches=round(DEMO_SIZES["touches"] * scale),
@@ -89,9 +88,15 @@ def run_demo(settings: Settings, *, seed: int, contacts: int, reset: bool, timeo
     )
 
 
-def _dead(stack: Stack) -> bool:
-    stack.check_alive()  # raises with the child's log when one died
-    return False
+def _await_ready(stack: Stack, url: str, what: str) -> None:
+    """Wait for a child's health endpoint; a child that dies meanwhile fails at once with its log."""
+    ready = http_ready(url)
+
+    def check() -> bool:
+        stack.check_alive()
+        return ready()
+
+    wait_until(check, 180, what)
 
 
 def _start_broker(settings: Settings) -> None:
