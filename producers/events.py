@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from leadstream.errors import CaptureError
 from producers.privacy import contact_id_from_email, email_sha256, is_bot, redact_emails
+from schemas.dead_letter import dead_letter
 
 __all__ = [
     "CLICK_IDS",
@@ -523,7 +524,6 @@ def deal_change_record(
 
 
 #: Dead letters keep at most this many bytes of the rejected input.
-MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
 
 
 def dead_letter_record(
@@ -543,16 +543,5 @@ def dead_letter_record(
     not leak the plain address it carried into the dead-letter topic.
     """
     payload = redact_emails(payload.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-    return {
-        "event_id": str(uuid.uuid4()),
-        "failed_at": now_ms(),
-        "stage": stage,
-        "reason": reason,
-        "detail": detail,
-        "origin": origin,
-        "origin_topic": origin_topic,
-        "origin_partition": origin_partition,
-        "origin_offset": origin_offset,
-        "payload": payload[:MAX_DEAD_LETTER_PAYLOAD],
-        "payload_truncated": len(payload) > MAX_DEAD_LETTER_PAYLOAD,
-    }
+    return dead_letter(stage=stage, reason=reason, origin=origin, payload=payload, detail=detail,
+                       origin_topic=origin_topic, origin_partition=origin_partition, origin_offset=origin_offset)

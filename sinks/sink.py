@@ -38,6 +38,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 from leadstream.errors import SchemaError
 from leadstream.settings import Settings
 from schemas.codec import encode, get_codec
+from schemas.dead_letter import dead_letter
 from schemas.topics import TOPIC_RECORDS, Topics
 from sinks.clickhouse import Database
 from sinks.migrate import apply_migrations
@@ -48,7 +49,6 @@ __all__ = ["Sink", "SinkStats"]
 log = logging.getLogger("leadstream.sink")
 SINK_TOPICS = ("enriched-touches", "enriched-contacts", "identity-map", "enriched-deals", "dead-letter")
 _DL_NAMESPACE = uuid.UUID("6f1c8f0e-5a0b-4d58-9a8c-2f3b7f1e9d41")
-MAX_DEAD_PAYLOAD = 64 * 1024
 
 
 @dataclass
@@ -123,20 +123,12 @@ class Sink:
         assert self._producer is not None
         raw = msg.value() or b""
         topic, partition, offset = str(msg.topic()), msg.partition(), msg.offset()
-        record = {
+        record = dead_letter(
+            stage="sink", reason=reason, origin=topic, payload=raw, detail=detail, origin_topic=topic,
+            origin_partition=partition, origin_offset=offset,
             # deterministic: a replay of the same bad message is the same dead letter
-            "event_id": str(uuid.uuid5(_DL_NAMESPACE, f"{topic}/{partition}/{offset}")),
-            "failed_at": int(time.time() * 1000),
-            "stage": "sink",
-            "reason": reason,
-            "detail": detail[:1000],
-            "origin": topic,
-            "origin_topic": topic,
-            "origin_partition": partition,
-            "origin_offset": offset,
-            "payload": raw[:MAX_DEAD_PAYLOAD],
-            "payload_truncated": len(raw) > MAX_DEAD_PAYLOAD,
-        }
+            event_id=str(uuid.uuid5(_DL_NAMESPACE, f"{topic}/{partition}/{offset}")),
+        )
         self._producer.produce(self.topics.dead_letter, value=encode("DeadLetter", record), key=topic.encode())
         self._producer.poll(0)
         self.stats.dead_letters += 1

@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import time
-import uuid
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -50,6 +49,7 @@ from faust.types import EventT
 from leadstream.errors import SchemaError, StreamError
 from leadstream.settings import Settings
 from schemas.codec import Codec, get_codec
+from schemas.dead_letter import dead_letter
 from schemas.topics import TOPIC_RECORDS, Topics
 from streams import faust_fixes
 from streams import state as S
@@ -64,7 +64,6 @@ log = logging.getLogger("leadstream.streams")
 BATCH_SIZE = 2000
 BATCH_WITHIN = 0.25
 #: A DeadLetter keeps at most this much of the offending payload.
-MAX_DEAD_PAYLOAD = 100_000
 #: Merge chains longer than this are treated as a cycle and dead-lettered.
 MAX_HOPS = 64
 #: Exit status of a worker that could not deliver a batch (it is replayed on restart).
@@ -234,12 +233,8 @@ class Pipeline:
         """Queue a DeadLetter for ``event`` with the reason; counted per stage."""
         msg = event.message
         raw = msg.value if isinstance(msg.value, bytes) else bytes(str(msg.value), "utf-8")
-        record = {
-            "event_id": str(uuid.uuid4()), "failed_at": _now_ms(), "stage": stage, "reason": reason,
-            "detail": detail, "origin": msg.topic, "origin_topic": msg.topic,
-            "origin_partition": msg.partition, "origin_offset": msg.offset,
-            "payload": raw[:MAX_DEAD_PAYLOAD], "payload_truncated": len(raw) > MAX_DEAD_PAYLOAD,
-        }
+        record = dead_letter(stage=stage, reason=reason, origin=msg.topic, payload=raw, detail=detail,
+                             origin_topic=msg.topic, origin_partition=msg.partition, origin_offset=msg.offset)
         self.counters[f"{stage}.dead_letters"] += 1
         log.warning("dead letter from %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason)
         batch.outputs.append((self.topics.dead_letter, _b(msg.topic), self.codec.encode("DeadLetter", record)))
