@@ -234,6 +234,21 @@ def create_app(
             dead_letter(stage, "invalid_json", f"the body is not JSON: {str(exc)[:200]}", origin, raw)
             raise _Answer(400, {"error": "invalid_json", "detail": "the body is not JSON"}) from exc
 
+    async def json_events(request: Request, label: str, origin: str) -> tuple[list[Any], dict[str, Any]] | Response:
+        """The events of a JSON body, or the 4xx answer (counted and dead-lettered) when unusable."""
+        body: Any = None
+        try:
+            body, _ = await parse_json(request, "collector", origin)
+            return _events_of(body)
+        except _Answer as answer:
+            count(label, answer.status)
+            return answer.response()
+        except Rejected as exc:
+            dead_letter("collector", exc.code, exc.detail, origin,
+                        json.dumps(body, default=str).encode("utf-8", "surrogateescape"))
+            count(label, 400)
+            return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=400)
+
     def accept_batch(items: list[Any], defaults: Mapping[str, Any], stage: str, origin: str, *,
                      build: Callable[[Mapping[str, Any]], dict[str, Any] | None], kind: str) -> Response:
         if not items:
@@ -265,17 +280,10 @@ def create_app(
     async def collect(request: Request) -> Response:
         received = now_ms()
         ua = request.headers.get("user-agent")
-        try:
-            body, _ = await parse_json(request, "collector", "collector:/collect")
-            items, defaults = _events_of(body)
-        except _Answer as answer:
-            count("collect", answer.status)
-            return answer.response()
-        except Rejected as exc:
-            dead_letter("collector", exc.code, exc.detail, "collector:/collect",
-                        json.dumps(body, default=str).encode("utf-8", "surrogateescape"))
-            count("collect", 400)
-            return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=400)
+        parsed = await json_events(request, "collect", "collector:/collect")
+        if isinstance(parsed, Response):
+            return parsed
+        items, defaults = parsed
         cookie_aid, set_aid = anonymous_id(request, defaults)
         new_aid = None
         if cookie_aid is None:
@@ -299,17 +307,10 @@ def create_app(
 
     async def identify(request: Request) -> Response:
         received = now_ms()
-        try:
-            body, _ = await parse_json(request, "collector", "collector:/identify")
-            items, defaults = _events_of(body)
-        except _Answer as answer:
-            count("identify", answer.status)
-            return answer.response()
-        except Rejected as exc:
-            dead_letter("collector", exc.code, exc.detail, "collector:/identify",
-                        json.dumps(body, default=str).encode("utf-8", "surrogateescape"))
-            count("identify", 400)
-            return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=400)
+        parsed = await json_events(request, "identify", "collector:/identify")
+        if isinstance(parsed, Response):
+            return parsed
+        items, defaults = parsed
         cookie = _cookie_aid(request)
 
         def build(fields: Mapping[str, Any]) -> dict[str, Any]:
