@@ -197,25 +197,41 @@ class LocalBroker:
             return self.info()
         self.resolve_jars(quiet=quiet)
         self.format_storage()
+        started: int | None = None
         if self.pid() is None:
-            self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, "KAFKA_HEAP_OPTS": ""}
-            with self.log_file.open("ab") as log:
-                proc = subprocess.Popen(
-                    self._java(f"-Xmx{self.settings.kafka_heap}", "-Xms256m", "-XX:+UseG1GC",
-                               "kafka.Kafka", str(self._properties())),
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True, env=env,
-                )
-            self.pid_file.write_text(str(proc.pid))
+            started = self._spawn()
+            self.pid_file.write_text(str(started))
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self.pid() is None:
+            # Our own child is watched with waitpid: until its exec completes, its command line
+            # is not java's yet. A broker found running is watched through the pid file.
+            exited = os.waitpid(started, os.WNOHANG)[0] == started if started else self.pid() is None
+            if exited:
                 raise BrokerError(f"the Kafka broker exited during start-up; see {self.log_file}")
             if _port_open(self.port) and self.is_ready(timeout=2.0):
                 return self.info()
             time.sleep(0.2)  # polling interval between real readiness checks
         raise BrokerError(f"the Kafka broker did not become ready in {READY_TIMEOUT_S:.0f}s; see {self.log_file}")
+
+    def _spawn(self) -> int:
+        """Start the broker in its own session, detached from this process's lifetime.
+
+        posix_spawn rather than Popen: the broker is meant to outlive this process, and a
+        Popen object collected while its child runs is reported as a leaked resource.
+        """
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        cmd = self._java(f"-Xmx{self.settings.kafka_heap}", "-Xms256m", "-XX:+UseG1GC",
+                         "kafka.Kafka", str(self._properties()))
+        env = {**os.environ, "KAFKA_HEAP_OPTS": ""}
+        log_fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            return os.posix_spawn(cmd[0], cmd, env, setsid=True, file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            ])
+        finally:
+            os.close(log_fd)
 
     def down(self, timeout: float = 30.0) -> bool:
         """Stop the broker and wait until its port is free. False if none was running."""
