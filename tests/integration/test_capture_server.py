@@ -15,7 +15,8 @@ import pytest
 
 from leadstream.settings import Settings
 from schemas import schema_info
-from tests.support.capture import collector_env, collector_process, free_port, read_all, wait_http
+from tests.support.capture import collector_env, collector_process, read_all, wait_http
+from tests.support.processes import free_port
 from tests.unit.test_codec_properties import independent_crc64_avro
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,6 @@ must say clearly when no sink is serving.
 from __future__ import annotations
 
 import json
-import socket
 
 import httpx
 import pytest
@@ -21,15 +20,9 @@ from sinks.clickhouse import connect
 from sinks.service import SinkService
 from tests.integration.sink_feed import one_contact, one_touch
 from tests.integration.sink_support import produce, wait_for
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -56,7 +49,7 @@ def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
 
 def test_one_touch_reaches_sources_through_the_cli(topics: Settings) -> None:
     """An enriched touch consumed by the sink shows up in `leadstream query sources --format json`."""
-    settings = topics.model_copy(update={"query_port": _free_port()})
+    settings = topics.model_copy(update={"query_port": free_port()})
     touch = one_touch(contact_id=None, anonymous_id="anon-skeleton")
     produce(settings, [("enriched-touches", "anon-skeleton", touch),
                        ("enriched-contacts", "c-skeleton", one_contact("c-skeleton", touch))])
@@ -103,7 +96,7 @@ def test_one_touch_reaches_sources_through_the_cli(topics: Settings) -> None:
 
 def test_query_without_a_running_sink_says_so(settings: Settings) -> None:
     """In embedded mode `leadstream query` fails clearly when no sink serves the query API."""
-    quiet = settings.model_copy(update={"query_port": _free_port()})
+    quiet = settings.model_copy(update={"query_port": free_port()})
     code, _out, err = _cli(quiet, "query", "sources")
     assert code == 1
     assert "no sink is serving the query API" in err

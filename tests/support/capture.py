@@ -7,7 +7,6 @@ timing guesses.
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from leadstream.settings import Settings
 from schemas import decode
 from schemas.topics import Topics
+from tests.support.processes import free_port
 
 
 @dataclass(frozen=True)
@@ -98,14 +98,6 @@ def read_all(settings: Settings, base: str, *, at_least: int = 0, timeout: float
         consumer.close()
     assert not wanted, f"could not read {topic} up to its end offsets within {timeout}s"
     return out
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_http(url: str, timeout: float = 60.0) -> None:
