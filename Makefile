@@ -26,8 +26,10 @@ demo: setup
 test: setup system-deps lint typecheck
 	$(BIN)/python -m pytest
 
+## lint: ruff, and the layer contract (import-linter: no upward import, no cycle)
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy

@@ -30,9 +30,9 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from leadstream.kafka_admin import create_topics, delete_topics
-from leadstream.settings import Settings
-from schemas.topics import Topics
+from ground.kafka_admin import create_topics, delete_topics
+from ground.settings import Settings
+from ground.topics import Topics
 
 BEACON_EVENTS = 50
 GOAL_PIXEL_VS_BASELINE = 0.6
@@ -156,7 +156,7 @@ def _count(settings: Settings, base: str) -> int:
 
 def _serve(port: int) -> None:
     """Child process: the collector app with the baseline route, on ``port``."""
-    from leadstream.settings import get_settings
+    from ground.settings import get_settings
     from producers.collector.server import serve
 
     serve(get_settings(), "127.0.0.1", port, log_level="warning", baseline_route=True)

@@ -39,12 +39,12 @@ from typing import Any
 import httpx
 from confluent_kafka import Producer
 
-from leadstream.kafka_admin import create_topics, delete_topics
-from leadstream.settings import Settings
+from ground.kafka_admin import create_topics, delete_topics
+from ground.settings import Settings
+from ground.topics import Topics
 from leadstream.stack import Stack, http_ready, settings_env, wait_until
 from producers.collector.app import sign
 from schemas.codec import encode
-from schemas.topics import Topics
 from sinks.clickhouse import Database, connect
 from sinks.migrate import apply_migrations
 from sinks.reports import ReportParams, run_report
@@ -265,7 +265,7 @@ class _Stack:
         self.sources_url = f"http://{self.settings.query_host}:{self.settings.query_port}/reports/sources"
 
     def start(self) -> None:
-        from streams.cli import worker_datadir
+        from streams.worker import worker_datadir
 
         create_topics(self.settings)
         env = settings_env(self.settings)

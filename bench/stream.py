@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
-from leadstream.kafka_admin import create_topics  # noqa: E402
-from leadstream.settings import Settings, get_settings  # noqa: E402
+from ground.kafka_admin import create_topics  # noqa: E402
+from ground.settings import Settings, get_settings  # noqa: E402
+from ground.topics import Topics  # noqa: E402
 from schemas.codec import encode  # noqa: E402
-from schemas.topics import Topics  # noqa: E402
 from streams.harness import LagProbe, WorkerProcess, delete_worker_topics, end_offsets, worker_env  # noqa: E402
 
 T0 = 1_735_689_600_000  # 2025-01-01

@@ -1,11 +1,14 @@
-"""leadstream: settings, errors, the local broker and the command line.
+"""leadstream's top layer: the console commands, the local stack and the demo.
 
-The stage packages (``producers``, ``streams``, ``sinks``) and the shared vocabulary
-(``schemas``) sit beside this one; this package holds what all of them share.
+Everything a user runs starts here (``leadstream ...``); it may import every layer
+below it (``ground``, ``schemas``, the stages), and nothing below imports it.
 """
 
-from leadstream.errors import LeadstreamError
-from leadstream.settings import Settings, get_settings
+from importlib.metadata import PackageNotFoundError, version
 
-__all__ = ["LeadstreamError", "Settings", "get_settings"]
-__version__ = "0.1.0"
+try:
+    __version__ = version("leadstream")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from leadstream.errors import BrokerError
-from leadstream.settings import Settings
+from ground.errors import BrokerError
+from ground.settings import Settings
 
 __all__ = ["BrokerInfo", "LocalBroker", "describe_cluster"]
 

@@ -1,8 +1,8 @@
 """The ``leadstream`` command: one entry point for every process and tool.
 
-Each package registers its own commands (``producers.cli``, ``streams.cli``,
-``sinks.cli``), so this module only wires them together and owns the commands that
-concern the local stack itself (``kafka``, ``topics``, ``demo``).
+Each area registers its own commands (``leadstream.commands.capture``, ``.stream``,
+``.classify``, ``.analytics``, ``.demo``), so this module only wires them together and
+owns the commands that concern the local broker itself (``kafka``, ``topics``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 import typer
 from rich.console import Console
 
-from leadstream.errors import LeadstreamError
-from leadstream.settings import get_settings
+from ground.errors import LeadstreamError
+from ground.settings import get_settings
 
 __all__ = ["app", "main"]
 
@@ -30,6 +30,22 @@ topics_app = typer.Typer(help="Manage leadstream's Kafka topics.", no_args_is_he
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 console = Console(stderr=True, soft_wrap=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from leadstream import __version__
+
+        print(f"leadstream {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the installed version and exit."),
+) -> None:
+    """Event-sourced streaming tracker for lead sources (Kafka + Avro + Faust + ClickHouse)."""
 
 
 def _local_broker_or_exit() -> object:
@@ -93,7 +109,7 @@ def kafka_status() -> None:
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every leadstream topic with the configured prefix and partition count."""
-    from leadstream.kafka_admin import create_topics
+    from ground.kafka_admin import create_topics
 
     settings = get_settings()
     for name, state in create_topics(settings).items():
@@ -102,15 +118,10 @@ def topics_create() -> None:
 
 def _register_packages() -> None:
     """Let each stage package add its commands."""
-    import producers.cli
-    import sinks.cli
-    import streams.cli
-    from leadstream import demo
+    from leadstream.commands import analytics, capture, classify, demo, stream
 
-    producers.cli.register(app)
-    streams.cli.register(app)
-    sinks.cli.register(app)
-    demo.register(app)
+    for area in (capture, stream, classify, analytics, demo):
+        area.register(app)
 
 
 _register_packages()

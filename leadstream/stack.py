@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from leadstream.errors import LeadstreamError
-from leadstream.settings import Settings
+from ground.errors import LeadstreamError
+from ground.settings import Settings
 
 __all__ = ["Child", "Stack", "settings_env", "wait_until"]
 

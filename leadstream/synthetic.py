@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
+from ground import vocabulary
+
 __all__ = [
     "CONTACT_SOURCES",
     "DEMO_CHANNELS",
@@ -81,7 +83,7 @@ USER_AGENTS = (
 REPS = ("Alice", "Bob", "Carol", "Dan")
 CONTACT_SOURCES = ("Alice Contacts", "Bob Contacts", "Purchased list", "Partner referral", "Web form", "Event list")
 LIFECYCLE = ("subscriber", "lead", "mql", "sql", "opportunity", "customer")
-OUTBOUND_TYPES = ("outbound_call", "outbound_email")
+OUTBOUND_TYPES = tuple(sorted(vocabulary.OUTBOUND_TYPES))  # a sequence: rng.choice needs an order
 #: Touch types that carry a contact id and no anonymous id (imports, sales tools, calls).
 OFFLINE_TYPES = ("event_scan", "webinar_attended", "inbound_call", "direct_mail_response", *OUTBOUND_TYPES)
 DEAL_STAGES = ("discovery", "proposal", "negotiation")

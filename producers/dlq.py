@@ -17,10 +17,10 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 
-from leadstream.errors import BrokerError, SchemaError
-from leadstream.settings import Settings
+from ground.errors import BrokerError, SchemaError
+from ground.settings import Settings
+from ground.topics import Topics
 from schemas.codec import get_codec
-from schemas.topics import Topics
 
 __all__ = ["DeadLetterEntry", "follow", "format_entry", "latest"]
 

@@ -15,45 +15,36 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from leadstream.errors import CaptureError
+from ground.errors import CaptureError
+from ground.vocabulary import CLICK_IDS, UTM_FIELDS, now_ms
 from producers.privacy import contact_id_from_email, email_sha256, is_bot, redact_emails
 from schemas.dead_letter import dead_letter
+from schemas.vocabulary import TOUCH_TYPES
 
 __all__ = [
-    "CLICK_IDS",
     "CONTACT_CHANGES",
     "DEAL_CHANGES",
     "LIFECYCLE_STAGES",
     "PIXEL_PARAMS",
-    "TOUCH_TYPES",
-    "UTM_FIELDS",
     "Rejected",
     "contact_change_record",
     "dead_letter_record",
     "deal_change_record",
     "identify_record",
-    "now_ms",
     "parse_event_time",
     "pixel_fields",
     "touch_record",
 ]
 
-TOUCH_TYPES = (
-    "page_view", "ad_click", "form_submit", "email_click", "webinar_attended", "event_scan",
-    "inbound_call", "outbound_call", "outbound_email", "direct_mail_response", "chat", "other",
-)
 DEAL_CHANGES = ("created", "stage_changed", "amount_changed", "won", "lost", "reopened")
 CONTACT_CHANGES = ("created", "updated", "merge")
 LIFECYCLE_STAGES = ("subscriber", "lead", "mql", "sql", "opportunity", "customer")
-UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-CLICK_IDS = ("gclid", "fbclid", "msclkid", "li_fat_id", "ttclid")
 #: Pixel query parameter -> field name of the JSON bodies.
 PIXEL_PARAMS = {
     "u": "url", "r": "referrer", "aid": "anonymous_id", "t": "type", "eid": "event_id",
@@ -87,10 +78,6 @@ class Rejected(CaptureError):
         self.code = code
         self.detail = detail
 
-
-def now_ms() -> int:
-    """Current UTC time in epoch milliseconds."""
-    return time.time_ns() // 1_000_000
 
 
 # ---- scalar fields -------------------------------------------------------------------

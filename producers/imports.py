@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from leadstream.errors import CaptureError, SchemaError
-from leadstream.settings import Settings
-from producers.events import Rejected, now_ms
+from ground.errors import CaptureError, SchemaError
+from ground.settings import Settings
+from ground.vocabulary import now_ms
+from producers.events import Rejected
 from producers.kafka import EventProducer
 from producers.publish import DeadLetterPublisher, build_record
 

@@ -30,11 +30,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from leadstream.errors import BrokerError
-from leadstream.settings import Settings
+from ground.errors import BrokerError
+from ground.settings import Settings
+from ground.topics import Topics
 from producers.metrics import CaptureMetrics
 from schemas.codec import get_codec
-from schemas.topics import Topics
 
 __all__ = ["ROUTES", "EventProducer", "Route"]
 

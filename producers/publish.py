@@ -20,15 +20,15 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, ClassVar
 
-from leadstream.errors import SchemaError
-from leadstream.settings import Settings, get_settings
+from ground.errors import SchemaError
+from ground.settings import Settings, get_settings
+from ground.vocabulary import now_ms
 from producers.events import (
     Rejected,
     contact_change_record,
     dead_letter_record,
     deal_change_record,
     identify_record,
-    now_ms,
     touch_record,
 )
 from producers.kafka import EventProducer

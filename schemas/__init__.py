@@ -1,18 +1,16 @@
-"""Shared vocabulary of leadstream: Avro schemas, topic names, encode/decode.
+"""Avro schemas of every leadstream message and their encode/decode.
 
-Every other package depends on this one; it depends on none of them.
+Sits on the ground (``ground``) and under the stages: it imports nothing of the
+project but ``ground``.
 """
 
 from schemas.codec import Codec, SchemaInfo, crc64_avro, decode, encode, get_codec, schema_info
-from schemas.topics import ENRICHED_TOPICS, RAW_TOPICS, TOPIC_RECORDS, Topics
+from schemas.vocabulary import TOUCH_TYPES
 
 __all__ = [
-    "ENRICHED_TOPICS",
-    "RAW_TOPICS",
-    "TOPIC_RECORDS",
+    "TOUCH_TYPES",
     "Codec",
     "SchemaInfo",
-    "Topics",
     "crc64_avro",
     "decode",
     "encode",

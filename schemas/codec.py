@@ -28,7 +28,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from leadstream.errors import SchemaError
+from ground.errors import SchemaError
 
 __all__ = [
     "AVRO_DIR",

@@ -15,8 +15,8 @@ from typing import Any
 
 import clickhouse_connect
 
-from leadstream.errors import SinkError
-from leadstream.settings import Settings
+from ground.errors import SinkError
+from ground.settings import Settings
 
 __all__ = ["Database", "connect"]
 

@@ -20,8 +20,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from leadstream.errors import SinkError
-from leadstream.settings import Settings
+from ground.errors import SinkError
+from ground.settings import Settings
 from sinks.reports import ReportParams, run_report
 
 __all__ = ["fetch_report", "render"]

@@ -15,8 +15,8 @@ from typing import Any
 
 import uvicorn
 
-from leadstream.errors import SinkError
-from leadstream.settings import Settings
+from ground.errors import SinkError
+from ground.settings import Settings
 from sinks.api import build_app
 from sinks.clickhouse import Database, connect
 from sinks.sink import Sink

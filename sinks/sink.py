@@ -35,11 +35,11 @@ from typing import Any
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
-from leadstream.errors import SchemaError
-from leadstream.settings import Settings
+from ground.errors import SchemaError
+from ground.settings import Settings
+from ground.topics import TOPIC_RECORDS, Topics
 from schemas.codec import encode, get_codec
 from schemas.dead_letter import dead_letter
-from schemas.topics import TOPIC_RECORDS, Topics
 from sinks.clickhouse import Database
 from sinks.migrate import apply_migrations
 from sinks.rows import CONTACT_PREV_AT, TABLES

@@ -46,11 +46,12 @@ from confluent_kafka import Producer
 from faust.streams import _current_event
 from faust.types import EventT
 
-from leadstream.errors import SchemaError, StreamError
-from leadstream.settings import Settings
+from ground.errors import SchemaError, StreamError
+from ground.settings import Settings
+from ground.topics import TOPIC_RECORDS, Topics
+from ground.vocabulary import CLICK_IDS, now_ms
 from schemas.codec import Codec, get_codec
 from schemas.dead_letter import dead_letter
-from schemas.topics import TOPIC_RECORDS, Topics
 from streams import faust_fixes
 from streams import state as S
 from streams.taxonomy import Taxonomy, load_taxonomy
@@ -68,7 +69,6 @@ BATCH_WITHIN = 0.25
 MAX_HOPS = 64
 #: Exit status of a worker that could not deliver a batch (it is replayed on restart).
 EXIT_DELIVERY_FAILED = 70
-CLICK_IDS = ("gclid", "fbclid", "msclkid", "li_fat_id", "ttclid")
 #: Changelogs are the only copy of the state besides the local RocksDB: never expire them.
 CHANGELOG_CONFIG = {"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1"}
 
@@ -84,10 +84,6 @@ _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 def _dumps(value: Any) -> bytes:
     return _encoder.encode(value).encode()
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _b(key: str | None) -> bytes | None:
@@ -356,7 +352,7 @@ class Pipeline:
         click = next((c for c in CLICK_IDS if touch.get(c)), None)
         record = {
             "event_id": touch["event_id"], "event_time": touch["event_time"],
-            "received_at": touch["received_at"], "processed_at": _now_ms(),
+            "received_at": touch["received_at"], "processed_at": now_ms(),
             "anonymous_id": touch.get("anonymous_id"), "contact_id": contact_id,
             "touch_type": touch["touch_type"], "url": touch.get("url"), "referrer": touch.get("referrer"),
             "utm_source": touch.get("utm_source"), "utm_medium": touch.get("utm_medium"),

@@ -22,9 +22,9 @@ from typing import IO, Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from leadstream.settings import Settings
+from ground.settings import Settings
+from ground.topics import TOPIC_RECORDS, Topics
 from schemas.codec import decode, encode
-from schemas.topics import TOPIC_RECORDS, Topics
 
 __all__ = [
     "INPUT_TOPICS",
@@ -77,7 +77,7 @@ class WorkerProcess:
 
     @property
     def ready_file(self) -> Path:
-        from streams.cli import worker_datadir
+        from streams.worker import worker_datadir
 
         return worker_datadir(self.data_dir, self.settings.app_id, self.worker_id) / "READY"
 
@@ -142,7 +142,7 @@ def delete_worker_topics(settings: Settings) -> int:
 
     For tests and benchmarks that leave a shared broker as they found it; returns the count.
     """
-    from leadstream.kafka_admin import delete_topics
+    from ground.kafka_admin import delete_topics
 
     admin = AdminClient(settings.kafka_common_config())
     names = [n for n in admin.list_topics(timeout=30).topics

@@ -23,8 +23,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ground.vocabulary import OUTBOUND_TYPES
+
 __all__ = [
-    "OUTBOUND_TYPES",
     "contact_view",
     "deal_view",
     "eng_add",
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 #: Touch types that are the company reaching out (DECISIONS: lead method).
-OUTBOUND_TYPES = frozenset({"outbound_call", "outbound_email"})
 #: How many recent direct touch ids a contact remembers to drop duplicates cheaply.
 RECENT_IDS = 64
 MS_PER_DAY = 86_400_000

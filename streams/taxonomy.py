@@ -34,10 +34,10 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from leadstream.errors import LeadstreamError
+from ground.errors import LeadstreamError
 
 if TYPE_CHECKING:
-    from leadstream.settings import Settings
+    from ground.settings import Settings
 
 __all__ = [
     "DEFAULT_TAXONOMY_PATH",

@@ -13,13 +13,17 @@ from pathlib import Path
 
 import faust
 
-from leadstream.settings import get_settings
+from ground.settings import get_settings
 from streams.app import build_app, summarize
-from streams.cli import worker_datadir
 
-__all__ = ["run_worker"]
+__all__ = ["run_worker", "worker_datadir"]
 
 log = logging.getLogger("leadstream.streams")
+
+
+def worker_datadir(data_dir: Path, app_id: str, worker_id: str) -> Path:
+    """Where one worker keeps its RocksDB tables: one directory per worker process."""
+    return data_dir / "streams" / app_id / f"worker-{worker_id}"
 
 
 def run_worker(worker_id: str = "0", data_dir: Path | None = None, loglevel: str = "info",
@@ -33,7 +37,7 @@ def run_worker(worker_id: str = "0", data_dir: Path | None = None, loglevel: str
     ready_file = datadir / "READY"
     ready_file.unlink(missing_ok=True)
     if create_topics:
-        from leadstream.kafka_admin import create_topics as create
+        from ground.kafka_admin import create_topics as create
 
         create(settings)
     pipeline = build_app(settings, datadir)

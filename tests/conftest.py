@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from leadstream.settings import Settings
+from ground.settings import Settings
 from tests.support.docker import docker_available
 
 BROKER_ENV = "KAFKA_BOOTSTRAP_SERVERS"
@@ -106,7 +106,7 @@ def topics(settings: Settings) -> Iterator[Settings]:
     """
     from confluent_kafka.admin import AdminClient
 
-    from leadstream.kafka_admin import create_topics, delete_topics
+    from ground.kafka_admin import create_topics, delete_topics
 
     create_topics(settings)
     yield settings

@@ -39,14 +39,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from leadstream.errors import BrokerError, SchemaError
-from leadstream.settings import Settings
+from ground.errors import BrokerError, SchemaError
+from ground.settings import Settings
+from ground.vocabulary import now_ms
 from producers.events import (
     Rejected,
     contact_change_record,
     deal_change_record,
     identify_record,
-    now_ms,
     pixel_fields,
     touch_record,
 )

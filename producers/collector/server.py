@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from leadstream.settings import Settings
+from ground.settings import Settings
 from producers.collector.app import create_app
 
 __all__ = ["serve"]

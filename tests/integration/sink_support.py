@@ -10,9 +10,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from leadstream.settings import Settings
+from ground.settings import Settings
+from ground.topics import TOPIC_RECORDS, Topics
 from schemas.codec import encode
-from schemas.topics import TOPIC_RECORDS, Topics
 from sinks.reports import MODELS, ReportParams, run_report
 from sinks.rows import TABLES
 

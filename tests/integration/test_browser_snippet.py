@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from leadstream.settings import Settings
+from ground.settings import Settings
 from tests.support.capture import collector_process, read_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

@@ -15,9 +15,9 @@ with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx is
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from leadstream.settings import Settings
+from ground.settings import Settings
+from ground.topics import Topics
 from producers.collector import PIXEL_GIF, create_app, sign
-from schemas.topics import Topics
 from tests.support.capture import all_topic_counts, count, read_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Using `httpx`")]

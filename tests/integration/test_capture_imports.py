@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from leadstream.errors import CaptureError
-from leadstream.settings import Settings
+from ground.errors import CaptureError
+from ground.settings import Settings
 from producers import DealPublisher, Rejected, TouchPublisher
 from producers.imports import import_csv
 from tests.support.capture import collector_env, count, read_all

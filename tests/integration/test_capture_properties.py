@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from leadstream.settings import Settings
+from ground.settings import Settings
 from producers.collector import create_app
 from tests.support.capture import count
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from leadstream.settings import Settings
+from ground.settings import Settings
 from schemas import schema_info
 from tests.support.capture import collector_env, collector_process, read_all, wait_http
 from tests.support.processes import free_port

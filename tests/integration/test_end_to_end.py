@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from leadstream.settings import Settings
+from ground.settings import Settings
 from tests.support.processes import free_port, http_ok, leadstream_cmd, run_process, settings_env, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

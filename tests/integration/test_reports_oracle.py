@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from leadstream.settings import Settings
+from ground.settings import Settings
 from sinks.clickhouse import connect
 from sinks.reports import MODELS, ReportParams, run_report
 from sinks.service import SinkService

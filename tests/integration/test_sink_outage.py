@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from leadstream.errors import SinkError
-from leadstream.settings import Settings
+from ground.errors import SinkError
+from ground.settings import Settings
 from sinks.clickhouse import Database, connect
 from sinks.reports import ReportParams, run_report
 from sinks.service import SinkService

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from leadstream.settings import Settings, get_settings
+from ground.settings import Settings, get_settings
 from sinks.clickhouse import connect
 from sinks.service import SinkService
 from tests.integration.sink_feed import one_contact, one_touch

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from leadstream.settings import Settings
+from ground.settings import Settings
 from schemas.codec import encode
 from sinks.clickhouse import connect
 from sinks.reports import MODELS, ReportParams, run_report
@@ -106,8 +106,8 @@ def test_undecodable_message_is_dead_lettered_and_ingestion_continues(topics: Se
     """Corrupt and misplaced messages go to the dead-letter topic with a reason; the good one is stored."""
     from confluent_kafka import Consumer
 
+    from ground.topics import Topics
     from schemas.codec import decode
-    from schemas.topics import Topics
 
     settings = topics
     touch = one_touch()

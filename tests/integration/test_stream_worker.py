@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from leadstream.settings import Settings
+from ground.settings import Settings
+from ground.topics import Topics
 from schemas.codec import encode
-from schemas.topics import Topics
 from streams.harness import WorkerProcess, delete_worker_topics, read_latest, wait_idle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

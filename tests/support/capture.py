@@ -16,9 +16,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from leadstream.settings import Settings
+from ground.settings import Settings
+from ground.topics import Topics
 from schemas import decode
-from schemas.topics import Topics
 from tests.support.processes import free_port
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leadstream.errors import SchemaError
+from ground.errors import SchemaError
 from schemas import crc64_avro, decode, encode, schema_info
 from schemas.codec import AVRO_DIR, _load, get_codec
 

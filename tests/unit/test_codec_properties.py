@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadstream.errors import SchemaError
+from ground.errors import SchemaError
 from schemas import decode, encode, schema_info
 from schemas.codec import AVRO_DIR, _load, get_codec
 

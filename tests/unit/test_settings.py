@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leadstream.settings import Settings
+from ground.settings import Settings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

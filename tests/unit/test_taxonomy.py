@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from leadstream.settings import Settings, get_settings
+from ground.settings import Settings, get_settings
+from leadstream.commands.classify import register
 from streams import taxonomy as taxonomy_module
 from streams.taxonomy import (
     Classification,
@@ -24,7 +25,6 @@ from streams.taxonomy import (
     referrer_host,
     taxonomy_from_settings,
 )
-from streams.taxonomy_cli import register
 
 SITE = "acme.com"
 PAGE = "https://www.acme.com/pricing"

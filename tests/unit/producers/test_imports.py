@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from leadstream.errors import CaptureError
-from leadstream.settings import Settings
+from ground.errors import CaptureError
+from ground.settings import Settings
 from producers.imports import count_rows, import_csv
 
 # Nothing listens there: these files are refused before any event could be produced.

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         log_level: str = typer.Option("info", help="uvicorn log level."),
     ) -> None:
         """Serve the tracking collector (pixel, beacon, identify, webhooks, snippet, metrics)."""
-        from leadstream.settings import get_settings
+        from ground.settings import get_settings
         from producers.collector.server import serve
 
         serve(get_settings(), host, port, log_level=log_level)
@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
         from rich.table import Table
 
-        from leadstream.settings import get_settings
+        from ground.settings import get_settings
         from producers.imports import count_rows, import_csv
 
         console = Console(stderr=True)
@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
         follow_: bool = typer.Option(False, "-f", "--follow", help="Keep printing new dead letters."),
     ) -> None:
         """Print the latest dead letters readably (reason, stage, origin, payload)."""
-        from leadstream.settings import get_settings
+        from ground.settings import get_settings
         from producers.dlq import follow, format_entry, latest
 
         settings = get_settings()

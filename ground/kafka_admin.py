@@ -9,8 +9,8 @@ from __future__ import annotations
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from leadstream.settings import Settings
-from schemas.topics import Topics
+from ground.settings import Settings
+from ground.topics import Topics
 
 __all__ = ["create_topics", "delete_topics"]
 

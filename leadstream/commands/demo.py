@@ -23,8 +23,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from leadstream.errors import LeadstreamError
-from leadstream.settings import Settings, get_settings
+from ground.errors import LeadstreamError
+from ground.settings import Settings, get_settings
+from ground.vocabulary import MARKETING_PARAMS
 from leadstream.stack import Stack, http_ready, settings_env, wait_until
 
 __all__ = ["register", "run_demo"]
@@ -33,8 +34,7 @@ __all__ = ["register", "run_demo"]
 console = Console(soft_wrap=True, width=max(shutil.get_terminal_size((160, 24)).columns, 150))
 MARKER = "demo.json"
 BEACON_BATCH = 50
-UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-            "gclid", "fbclid", "msclkid", "li_fat_id", "ttclid")
+UTM_KEYS = MARKETING_PARAMS
 
 
 def register(app: typer.Typer) -> None:
@@ -118,8 +118,8 @@ def _prepare_state(settings: Settings, *, reset: bool) -> None:
     """
     from confluent_kafka.admin import AdminClient
 
-    from leadstream.kafka_admin import create_topics, delete_topics
-    from schemas.topics import Topics
+    from ground.kafka_admin import create_topics, delete_topics
+    from ground.topics import Topics
 
     names = Topics(settings.topic_prefix).all()
     admin = AdminClient(settings.kafka_common_config())

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Print the channel › source › detail of one hit as JSON, with the rule that matched."""
-        from leadstream.settings import get_settings
+        from ground.settings import get_settings
         from streams.taxonomy import TaxonomyError, load_taxonomy, touch_type_names
 
         valid = touch_type_names()

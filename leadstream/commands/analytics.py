@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     @app.command("migrate")
     def migrate() -> None:
         """Apply the ClickHouse migrations (idempotent; cluster variant with LEADSTREAM_CLICKHOUSE_CLUSTER)."""
-        from leadstream.settings import get_settings
+        from ground.settings import get_settings
         from sinks.clickhouse import connect
         from sinks.migrate import apply_migrations
 
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
     @app.command("sink")
     def sink() -> None:
         """Write the enriched topics into ClickHouse (and serve the query API in embedded mode)."""
-        from leadstream.settings import get_settings
+        from ground.settings import get_settings
         from sinks.service import SinkService
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -57,8 +57,8 @@ def register(app: typer.Typer) -> None:
         include_open_lost: bool = typer.Option(False, help="attribution: give deal credit for open and lost deals"),
     ) -> None:
         """Run a report: sources, quarterly, funnel, contact-sources, attribution, quality."""
-        from leadstream.errors import LeadstreamError
-        from leadstream.settings import get_settings
+        from ground.errors import LeadstreamError
+        from ground.settings import get_settings
         from sinks.query_client import fetch_report, render
         from sinks.reports import REPORTS, ReportError, ReportParams
 

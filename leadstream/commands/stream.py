@@ -1,4 +1,4 @@
-"""Commands of the stream layer: ``worker`` (and ``classify`` from streams.taxonomy_cli).
+"""Commands of the stream layer: ``worker`` (``classify`` is in leadstream.commands.classify).
 
 ``leadstream worker`` runs one Faust worker process; start several (each with its own
 ``--id`` or data directory) to share the partitions.
@@ -11,20 +11,11 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["register", "worker_datadir"]
-
-
-def worker_datadir(data_dir: Path, app_id: str, worker_id: str) -> Path:
-    """Where one worker keeps its RocksDB tables: one directory per worker process."""
-    return data_dir / "streams" / app_id / f"worker-{worker_id}"
+__all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
     """Add the stream commands to the root command."""
-    from streams.taxonomy_cli import register as register_classify
-
-    register_classify(app)
-
     @app.command("worker")
     def worker(
         worker_id: Annotated[str, typer.Option(
@@ -41,11 +32,3 @@ def register(app: typer.Typer) -> None:
 
         raise typer.Exit(run_worker(worker_id=worker_id, data_dir=data_dir, loglevel=loglevel,
                                     create_topics=create_topics))
-
-    import importlib
-
-    try:
-        taxonomy_cli = importlib.import_module("streams.taxonomy_cli")
-    except ImportError:  # the taxonomy's CLI ships with the taxonomy
-        return
-    taxonomy_cli.register(app)
