@@ -1,14 +1,28 @@
-"""Topic names, with the configurable prefix, and what each one carries.
+"""Topic names, with the configurable prefix, what each one carries and how it is keyed.
 
-The names are the vocabulary of ARCHITECTURE.md; every producer, agent and sink
-asks this module for them so that ``LEADSTREAM_TOPIC_PREFIX`` moves all of them.
+This is the one topic -> record -> key plan (docs/architecture.md, "Topics"); every
+producer, agent and sink asks this module for names so that
+``LEADSTREAM_TOPIC_PREFIX`` moves all of them, and every producer of raw events keys
+them with :func:`message_key`, which is what co-partitions a visitor's touches with
+their identifies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["ENRICHED_TOPICS", "INTERNAL_TOPICS", "RAW_TOPICS", "TOPIC_RECORDS", "Topics"]
+__all__ = [
+    "ENRICHED_TOPICS",
+    "INTERNAL_TOPICS",
+    "KIND_TOPICS",
+    "MESSAGE_KEYS",
+    "RAW_TOPICS",
+    "TOPIC_RECORDS",
+    "Topics",
+    "message_key",
+]
 
 RAW_TOPICS = ("touches", "identities", "contacts", "deals")
 ENRICHED_TOPICS = ("enriched-touches", "enriched-contacts", "identity-map", "enriched-deals")
@@ -28,6 +42,34 @@ TOPIC_RECORDS: dict[str, str] = {
     "identity-map": "IdentityLink",
     "enriched-deals": "EnrichedDeal",
 }
+
+
+#: The kind of event a producer is handed -> the (unprefixed) topic it goes to.
+KIND_TOPICS: dict[str, str] = {
+    "touch": "touches",
+    "identify": "identities",
+    "contact": "contacts",
+    "deal": "deals",
+    "dead_letter": DEAD_LETTER,
+}
+
+#: The partitioning plan of the topics producers write: the record fields whose first
+#: non-empty value is the message key. Touches are keyed by visitor (offline touches,
+#: which have none, by contact) so that a visitor's touches and identifies share a
+#: partition and the worker can stitch them without a repartition.
+MESSAGE_KEYS: dict[str, tuple[str, ...]] = {
+    "touches": ("anonymous_id", "contact_id"),
+    "identities": ("anonymous_id",),
+    "contacts": ("contact_id",),
+    "deals": ("deal_id",),
+    DEAD_LETTER: ("origin",),
+}
+
+
+def message_key(topic: str, record: Mapping[str, Any]) -> str:
+    """The key of ``record`` on the unprefixed ``topic``, following :data:`MESSAGE_KEYS`."""
+    fields = MESSAGE_KEYS[topic]
+    return str(next((record[f] for f in fields if record.get(f)), record.get(fields[-1])))
 
 
 @dataclass(frozen=True)

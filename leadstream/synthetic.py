@@ -20,7 +20,7 @@ What it simulates (see docs/demo-dataset.md):
 
 Only the standard library's ``random`` is used, seeded, so a seed always yields the same
 events. ``Dataset.arrival`` turns the events into a shuffled arrival order with
-out-of-order and duplicated events, keyed as ARCHITECTURE.md's partitioning plan says.
+out-of-order and duplicated events, keyed as the partitioning plan (``ground.topics.MESSAGE_KEYS``) says.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from ground import vocabulary
+from ground.topics import message_key
 
 __all__ = [
     "CONTACT_SOURCES",
@@ -209,23 +210,12 @@ class Dataset:
             at = record["event_time"]
             if i in delayed:
                 at += rng.randrange(2 * HOUR_MS, 30 * DAY_MS)
-            timed.append((at, rng.random(), (topic, _key(topic, record), record)))
+            timed.append((at, rng.random(), (topic, message_key(topic, record), record)))
         for i in rng.sample(range(n), round(duplicate_rate * n)):
             at, _, (topic, key, record) = timed[i]
             timed.append((at + rng.randrange(1000, 3 * DAY_MS), rng.random(), (topic, key, copy.deepcopy(record))))
         timed.sort(key=lambda item: (item[0], item[1]))
         return [item for _, _, item in timed]
-
-
-def _key(topic: str, record: Record) -> str:
-    """The message key of ARCHITECTURE.md's partitioning plan."""
-    if topic == "touches":
-        return str(record["anonymous_id"] or record["contact_id"])
-    if topic == "identities":
-        return str(record["anonymous_id"])
-    if topic == "contacts":
-        return str(record["contact_id"])
-    return str(record["deal_id"])
 
 
 def arrival_stats(arrivals: Sequence[Arrival]) -> tuple[int, int]:

@@ -1,7 +1,8 @@
 """The capture layer's Kafka producer: Avro-encode, key, produce, count deliveries.
 
 One :class:`EventProducer` per process (collector, import, Python API). It routes
-each kind of event to its raw topic with the key of ARCHITECTURE's partitioning plan:
+each kind of event to its raw topic with the key of the partitioning plan
+(``ground.topics.MESSAGE_KEYS``):
 
 =============  ==============  ==============================================
 kind           topic           key
@@ -32,7 +33,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from ground.errors import BrokerError
 from ground.settings import Settings
-from ground.topics import Topics
+from ground.topics import KIND_TOPICS, TOPIC_RECORDS, Topics, message_key
 from producers.metrics import CaptureMetrics
 from schemas.codec import get_codec
 
@@ -52,13 +53,11 @@ class Route:
         self.key = key
 
 
-ROUTES: dict[str, Route] = {
-    "touch": Route("touches", "Touch", lambda r: r["anonymous_id"] or r["contact_id"]),
-    "identify": Route("identities", "Identify", lambda r: r["anonymous_id"]),
-    "contact": Route("contacts", "ContactChange", lambda r: r["contact_id"]),
-    "deal": Route("deals", "DealChange", lambda r: r["deal_id"]),
-    "dead_letter": Route("dead-letter", "DeadLetter", lambda r: r["origin"]),
-}
+def _route(topic: str) -> Route:
+    return Route(topic, TOPIC_RECORDS[topic], lambda record: message_key(topic, record))
+
+
+ROUTES: dict[str, Route] = {kind: _route(topic) for kind, topic in KIND_TOPICS.items()}
 
 # How long produce() keeps retrying while librdkafka's local queue is full before it
 # reports the broker as unavailable (the collector answers 503 then).
