@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     topic_replication: int = Field(default=1, ge=1, validation_alias="LEADSTREAM_TOPIC_REPLICATION")
     schema_registry_url: str | None = Field(default=None, validation_alias="SCHEMA_REGISTRY_URL")
 
-    # --- local broker (deploy/kafka) ---------------------------------------------
+    # --- local broker (leadstream kafka up) ---------------------------------------
     kafka_version: str = Field(default="4.2.0", validation_alias="LEADSTREAM_KAFKA_VERSION")
     cache_dir: Path = Field(
         default=Path.home() / ".cache" / "leadstream", validation_alias="LEADSTREAM_CACHE_DIR"

@@ -1,6 +1,7 @@
 """A real single-node Apache Kafka broker (KRaft) for machines without Docker.
 
-The jars come from Maven Central through ``deploy/kafka/pom.xml`` and are cached in
+The jars come from Maven Central through ``leadstream/kafka/pom.xml`` (package data, so
+an installed wheel can start the broker from any directory) and are cached in
 ``<cache>/kafka-<version>/libs``; each port gets its own directory
 ``<cache>/kafka-<version>/broker-<port>/`` with the properties, the formatted
 storage, the pid file and ``logs/server.log``. Readiness is a real metadata request,
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +29,9 @@ from ground.settings import Settings
 
 __all__ = ["BrokerInfo", "LocalBroker", "describe_cluster"]
 
-POM = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "pom.xml"
-LOG4J = POM.parent / "log4j2.yaml"
+#: Shipped inside the package; copied into the cache before use, because Maven writes
+#: beside its pom and an installed package directory may be read-only.
+PACKAGED = resources.files("leadstream") / "kafka"
 READY_TIMEOUT_S = 90.0
 
 
@@ -66,7 +69,7 @@ def _free_port() -> int:
 
 
 class LocalBroker:
-    """The broker of ``deploy/kafka`` on 127.0.0.1:<port>."""
+    """The broker of ``leadstream/kafka/pom.xml`` on 127.0.0.1:<port>."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -85,8 +88,7 @@ class LocalBroker:
         marker = self.libs / ".complete"
         if marker.exists():
             return
-        if not POM.exists():
-            raise BrokerError(f"{POM} is missing: run `leadstream kafka up` from a source checkout")
+        pom = self._packaged_file("pom.xml")
         mvn = shutil.which("mvn")
         if mvn is None:
             raise BrokerError("Maven (mvn) is needed to fetch the Kafka broker jars; install it")
@@ -95,7 +97,7 @@ class LocalBroker:
                   file=sys.stderr, flush=True)
         tmp = self.home / "libs.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        cmd = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
                f"-Dkafka.version={self.version}", f"-DoutputDirectory={tmp}",
                "-DincludeScope=runtime"]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -110,7 +112,20 @@ class LocalBroker:
         java = shutil.which("java")
         if java is None:
             raise BrokerError("Java 17+ is needed to run the Kafka broker; install a JDK")
-        return [java, f"-Dlog4j2.configurationFile={LOG4J}", "-cp", f"{self.libs}/*", *args]
+        log4j = self._packaged_file("log4j2.yaml")
+        return [java, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{self.libs}/*", *args]
+
+    def _packaged_file(self, name: str) -> Path:
+        """A copy of the packaged broker file ``name`` under the cache, refreshed when it changed."""
+        source = PACKAGED / name
+        if not source.is_file():
+            raise BrokerError(f"the leadstream package is incomplete: {name} is missing from leadstream/kafka")
+        content = source.read_bytes()
+        target = self.home / "build" / name
+        if not target.exists() or target.read_bytes() != content:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        return target
 
     # ---- storage ----------------------------------------------------------------------
     def _properties(self) -> Path:

@@ -24,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-kafka_app = typer.Typer(help="Run the local single-node Kafka broker (KRaft) from deploy/kafka.",
+kafka_app = typer.Typer(help="Run the local single-node Kafka broker (KRaft) fetched from Maven Central.",
                         no_args_is_help=True)
 topics_app = typer.Typer(help="Manage leadstream's Kafka topics.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")

@@ -1,7 +1,7 @@
 """Session fixtures: the real Kafka broker and the real ClickHouse engine.
 
 Kafka: ``KAFKA_BOOTSTRAP_SERVERS`` when set, else a testcontainers Kafka when a Docker
-engine answers, else the local broker of ``deploy/kafka``. ClickHouse: ``CLICKHOUSE_URL``
+engine answers, else the local broker (``leadstream.broker``). ClickHouse: ``CLICKHOUSE_URL``
 when set, else the embedded engine (chdb) in a temporary directory. Each test gets its
 own topic prefix (so its own topics and consumer groups) and its own database.
 """
