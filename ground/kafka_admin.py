@@ -1,6 +1,6 @@
 """Creating leadstream's topics on the broker.
 
-Raw topics are the source of truth (ARCHITECTURE principle 1), so nothing here ever
+Raw topics are the source of truth (docs/architecture.md, principle 1), so nothing here ever
 expires them: ``retention.ms=-1``. Creation is idempotent: an existing topic is kept.
 """
 

@@ -5,7 +5,7 @@ from first principles: :func:`generate_world` makes contacts, anonymous visitors
 identifies, merges, touches (with duplicates) and deals moving through versions;
 :func:`reference_reports` computes ``sources``, ``quarterly``, ``contact-sources`` and
 every attribution model directly from those raw facts (the definitions of
-ARCHITECTURE.md and DECISIONS.md, nothing shared with the SQL); :func:`enriched_feed`
+docs/definitions.md, nothing shared with the SQL); :func:`enriched_feed`
 produces what the worker would publish: one EnrichedTouch per raw touch (duplicates
 included), ContactVersions (superseded older versions with wrong values first, merged
 away contacts with ``merged_into``), EnrichedDeal versions (superseded stamps first).

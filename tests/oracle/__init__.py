@@ -3,7 +3,7 @@
 Nothing here talks to Kafka or ClickHouse. ``generator`` produces raw events exactly as
 the producers would publish them (Touch, Identify, ContactChange, DealChange records);
 ``batch`` recomputes per-contact and per-deal state from those raw events following
-ARCHITECTURE.md "Definitions" and DECISIONS.md; ``reports`` recomputes every report.
+docs/definitions.md; ``reports`` recomputes every report.
 Integration tests stream the same events through the real pipeline and compare.
 """
 

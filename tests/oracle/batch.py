@@ -2,8 +2,8 @@
 
 The stream worker computes this state incrementally, event by event, in whatever order
 the broker delivers; this module computes it once, over the complete set of raw events,
-in the most obvious way it can be written, following ARCHITECTURE.md "Definitions" and
-DECISIONS.md. Integration tests compare the worker's outputs with it.
+in the most obvious way it can be written, following docs/definitions.md.
+Integration tests compare the worker's outputs with it.
 
 Input is any of: a ``Dataset``, its ``arrival()`` list of (topic, key, record), a list of
 (topic, record) pairs, or plain records (the record type is told by its fields).
@@ -146,7 +146,7 @@ class Batch:
         self.merged_into = self._merge_pointers()
         self._classified: dict[str, tuple[str, str, str]] = {}
 
-        # Every contact id named anywhere (DECISIONS: "A contact EXISTS when ...").
+        # Every contact id named anywhere (docs/definitions.md: "A contact exists when ...").
         named: set[str] = set()
         named.update(r["contact_id"] for r in self.raw.identifies)
         named.update(r["contact_id"] for r in self.raw.contact_changes)

@@ -2,7 +2,7 @@
 
 This sits at the far end of the flow, beside ClickHouse: a test runs ``leadstream query
 REPORT --format json`` and compares its rows with the rows built here, which use exactly
-the JSON keys of DECISIONS.md. Everything is computed from ``batch.Batch`` (the oracle's
+the JSON keys of the README's "Reports" section. Everything is computed from ``batch.Batch`` (the oracle's
 contacts and deals) with loops and sums, no SQL, so a reader can check each number by hand.
 
 Conventions shared with the SQL side:
@@ -39,7 +39,7 @@ BY_LEVELS = ("channel", "source", "detail")
 MODELS = (
     "first_touch", "last_touch", "linear", "u_shaped", "w_shaped", "full_path", "time_decay", "j_shaped", "inverse_j",
 )
-#: Shares of the positional models (ARCHITECTURE.md "Attribution"). Positions: first touch,
+#: Shares of the positional models (docs/definitions.md, "Attribution"). Positions: first touch,
 #: lead-creation touch, deal-creation touch, last (= closing) touch, and the others.
 POSITION_SHARES: dict[str, dict[str, float]] = {
     "first_touch": {"first": 1.0},
@@ -110,7 +110,7 @@ class Reports:
         self, by: str = "channel", since: str | date | datetime | int | None = None,
         until: str | date | datetime | int | None = None,
     ) -> list[dict[str, Any]]:
-        """Per lead source: leads, deals, won, lost, open, win_rate, ... (DECISIONS "sources").
+        """Per lead source: leads, deals, won, lost, open, win_rate, ... (docs/definitions.md, "sources").
 
         ``since``/``until`` (half-open, UTC) filter contacts by first-touch time and deals by
         created_at; contacts without a touch are kept only when neither is given.
@@ -136,7 +136,7 @@ class Reports:
                 deals_of.setdefault(self._deal_lead(deal, by), []).append(deal)
 
         # Every source that brought a touch gets a row, with zeros where nothing counts
-        # (DECISIONS addendum); with --since/--until, touches are taken by their UTC day.
+        # (README, "Reports": sources); with --since/--until, touches are taken by their UTC day.
         day_start = start - start % DAY_MS if start is not None else None
         day_end = end + (-end) % DAY_MS if end is not None else None
         visited = {

@@ -1,6 +1,6 @@
 """The batch oracle on hand-made datasets whose answers are known by hand.
 
-Each test pins one definition of ARCHITECTURE.md "Definitions" / DECISIONS.md: if the
+Each test pins one definition of docs/definitions.md: if the
 oracle drifts from them, the stream and report tests that trust it would be wrong too.
 """
 
