@@ -18,8 +18,8 @@ import subprocess
 import sys
 import time
 import uuid
-from importlib import resources
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
