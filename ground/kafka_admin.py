@@ -6,13 +6,13 @@ expires them: ``retention.ms=-1``. Creation is idempotent: an existing topic is 
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ground.settings import Settings
 from ground.topics import Topics
 
-__all__ = ["create_topics", "delete_topics"]
+__all__ = ["consumer_lag", "create_topics", "delete_topics"]
 
 TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
 
@@ -64,3 +64,33 @@ def delete_topics(settings: Settings, names: list[str], timeout: float = 30.0) -
         except KafkaException as exc:
             if exc.args[0].name() != "UNKNOWN_TOPIC_OR_PART":
                 raise
+
+
+def consumer_lag(settings: Settings, group: str, topics: list[str], timeout: float = 10.0) -> int:
+    """Messages of ``topics`` that consumer group ``group`` has not committed yet.
+
+    A partition the group never committed counts from its low watermark, so a group
+    that has not started yet shows everything as lag.
+    """
+    admin = AdminClient(settings.kafka_common_config())
+    metadata = admin.list_topics(timeout=timeout)
+    partitions = [TopicPartition(t, p) for t in topics if t in metadata.topics
+                  for p in metadata.topics[t].partitions]
+    if not partitions:
+        return 0
+    request = [ConsumerGroupTopicPartitions(group, partitions)]
+    committed = {
+        (tp.topic, tp.partition): tp.offset
+        for tp in admin.list_consumer_group_offsets(request, request_timeout=timeout)[group]
+        .result(timeout=timeout).topic_partitions
+    }
+    probe = Consumer(settings.kafka_consumer_config(f"{group}-lag-probe"))
+    try:
+        lag = 0
+        for tp in partitions:
+            low, high = probe.get_watermark_offsets(tp, timeout=timeout)
+            done = committed.get((tp.topic, tp.partition), -1)
+            lag += max(high - (done if done >= 0 else low), 0)
+        return lag
+    finally:
+        probe.close()
