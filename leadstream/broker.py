@@ -27,7 +27,7 @@ from confluent_kafka.admin import AdminClient
 from ground.errors import BrokerError
 from ground.settings import Settings
 
-__all__ = ["BrokerInfo", "LocalBroker", "describe_cluster"]
+__all__ = ["BrokerInfo", "LocalBroker", "NodeLayout", "describe_cluster"]
 
 #: Shipped inside the package; copied into the cache before use, because Maven writes
 #: beside its pom and an installed package directory may be read-only.
@@ -68,16 +68,37 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class LocalBroker:
-    """The broker of ``leadstream/kafka/pom.xml`` on 127.0.0.1:<port>."""
+@dataclass(frozen=True)
+class NodeLayout:
+    """Where one node of a multi-node KRaft cluster listens and who its voters are.
 
-    def __init__(self, settings: Settings) -> None:
+    Every node of such a cluster is broker and controller at once; ``voters`` is the
+    static quorum (``1@127.0.0.1:PORT,2@...``) shared by all of them.
+    """
+
+    node_id: int
+    port: int
+    controller_port: int
+    voters: str
+    replication: int
+    directory: Path
+
+
+class LocalBroker:
+    """The broker of ``leadstream/kafka/pom.xml`` on 127.0.0.1:<port>.
+
+    Alone (the default) it is a single-node cluster under the cache directory; given a
+    :class:`NodeLayout` it is one node of a larger cluster, in that layout's directory.
+    """
+
+    def __init__(self, settings: Settings, layout: NodeLayout | None = None) -> None:
         self.settings = settings
+        self.layout = layout
         self.version = settings.kafka_version
-        self.port = settings.kafka_port
+        self.port = layout.port if layout else settings.kafka_port
         self.home = settings.cache_dir.expanduser() / f"kafka-{self.version}"
         self.libs = self.home / "libs"
-        self.dir = self.home / f"broker-{self.port}"
+        self.dir = layout.directory if layout else self.home / f"broker-{self.port}"
         self.log_file = self.dir / "logs" / "server.log"
         self.pid_file = self.dir / "broker.pid"
         self.bootstrap = f"127.0.0.1:{self.port}"
@@ -133,13 +154,16 @@ class LocalBroker:
         if props.exists():
             return props
         self.dir.mkdir(parents=True, exist_ok=True)
-        controller_port = _free_port()
+        layout = self.layout or NodeLayout(1, self.port, _free_port(), "", 1, self.dir)
+        controller_port = layout.controller_port
+        voters = layout.voters or f"1@127.0.0.1:{controller_port}"
+        replicas = layout.replication
         props.write_text(
             "\n".join([
-                "# Written by leadstream kafka up: a single-node KRaft broker on loopback.",
+                "# Written by leadstream: a KRaft broker and controller on loopback.",
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+                f"node.id={layout.node_id}",
+                f"controller.quorum.voters={voters}",
                 f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
                 f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
                 "controller.listener.names=CONTROLLER",
@@ -147,11 +171,13 @@ class LocalBroker:
                 "inter.broker.listener.name=PLAINTEXT",
                 f"log.dirs={self.dir / 'data'}",
                 f"num.partitions={self.settings.topic_partitions}",
-                "offsets.topic.replication.factor=1",
+                f"offsets.topic.replication.factor={replicas}",
                 "offsets.topic.num.partitions=8",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
+                f"transaction.state.log.replication.factor={replicas}",
+                f"transaction.state.log.min.isr={max(replicas - 1, 1)}",
+                f"share.coordinator.state.topic.replication.factor={replicas}",
+                f"default.replication.factor={replicas}",
+                f"min.insync.replicas={max(replicas - 1, 1)}",
                 "group.initial.rebalance.delay.ms=0",
                 "auto.create.topics.enable=true",
                 "log.retention.hours=-1",
@@ -160,16 +186,20 @@ class LocalBroker:
         )
         return props
 
-    def format_storage(self) -> None:
-        """Format the KRaft storage once; a formatted directory is reused."""
-        props = self._properties()
-        if (self.dir / "data" / "meta.properties").exists():
-            return
-        cluster_id = subprocess.run(
+    def random_cluster_id(self) -> str:
+        """A cluster id as Kafka's storage tool makes them."""
+        out = subprocess.run(
             self._java("kafka.tools.StorageTool", "random-uuid"),
             capture_output=True, text=True, check=False,
         ).stdout.strip().splitlines()
-        cid = cluster_id[-1] if cluster_id else uuid.uuid4().hex[:22]
+        return out[-1] if out else uuid.uuid4().hex[:22]
+
+    def format_storage(self, cluster_id: str | None = None) -> None:
+        """Format the KRaft storage once (every node of a cluster with the same id); reused after."""
+        props = self._properties()
+        if (self.dir / "data" / "meta.properties").exists():
+            return
+        cid = cluster_id or self.random_cluster_id()
         proc = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props)),
             capture_output=True, text=True, check=False,
@@ -212,10 +242,18 @@ class LocalBroker:
             return self.info()
         self.resolve_jars(quiet=quiet)
         self.format_storage()
-        started: int | None = None
-        if self.pid() is None:
-            started = self._spawn()
-            self.pid_file.write_text(str(started))
+        return self.wait_ready(self.start())
+
+    def start(self) -> int | None:
+        """Spawn the broker process unless one runs; returns the new pid (None: already running)."""
+        if self.pid() is not None:
+            return None
+        started = self._spawn()
+        self.pid_file.write_text(str(started))
+        return started
+
+    def wait_ready(self, started: int | None) -> BrokerInfo:
+        """Wait until the broker answers a metadata request; fail at once if it exits."""
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             # Our own child is watched with waitpid: until its exec completes, its command line
@@ -263,6 +301,17 @@ class LocalBroker:
                 time.sleep(0.1)
         while _port_open(self.port) and time.monotonic() < deadline + 10:
             time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> bool:
+        """``kill -9`` the broker (a crash, for failure tests); False if none was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.killpg(pid, signal.SIGKILL)
+        while self.pid() is not None:
+            time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
         return True
 

@@ -1,0 +1,3 @@
+"""What tests and benchmarks share; no product module imports it."""
+
+__all__: list[str] = []
