@@ -1,29 +1,48 @@
-"""Creating leadstream's topics on the broker.
+"""Creating leadstream's topics on the broker, and measuring how far a group lags.
 
-Raw topics are the source of truth (docs/architecture.md, principle 1), so nothing here ever
-expires them: ``retention.ms=-1``. Creation is idempotent: an existing topic is kept.
+Raw topics are the source of truth (docs/architecture.md, principle 1), so by default
+nothing expires them: ``retention.ms=-1``. ``LEADSTREAM_RAW_RETENTION_DAYS`` bounds the
+raw topics only (a privacy or storage choice, see the README: a reprocessing can then
+rebuild only what is still retained); derived topics never expire. Creation is
+idempotent: an existing topic is kept, and its retention is brought in line with the
+settings.
 """
 
 from __future__ import annotations
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from ground.settings import Settings
-from ground.topics import Topics
+from ground.topics import RAW_TOPICS, Topics
 
-__all__ = ["consumer_lag", "create_topics", "delete_topics"]
+__all__ = ["consumer_lag", "create_topics", "delete_topics", "topic_config"]
 
 TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
 
 
+def topic_config(settings: Settings, name: str) -> dict[str, str]:
+    """The configuration leadstream gives topic ``name``: raw topics get the raw retention."""
+    raw = {Topics(settings.topic_prefix).name(t) for t in RAW_TOPICS}
+    if name in raw:
+        return {**TOPIC_CONFIG, "retention.ms": str(settings.raw_retention_ms)}
+    return dict(TOPIC_CONFIG)
+
+
 def create_topics(settings: Settings, names: list[str] | None = None, timeout: float = 30.0) -> dict[str, str]:
-    """Create the prefixed topics; returns name -> "created" | "exists"."""
+    """Create the prefixed topics; returns name -> "created" | "exists" | "exists, retention updated"."""
     names = names if names is not None else Topics(settings.topic_prefix).all()
     admin = AdminClient(settings.kafka_common_config())
     new = [
         NewTopic(n, num_partitions=settings.topic_partitions,
-                 replication_factor=settings.topic_replication, config=TOPIC_CONFIG)
+                 replication_factor=settings.topic_replication, config=topic_config(settings, n))
         for n in names
     ]
     status: dict[str, str] = {}
@@ -36,7 +55,22 @@ def create_topics(settings: Settings, names: list[str] | None = None, timeout: f
                 raise
             status[name] = "exists"
     _await_metadata(admin, names, timeout)
+    for name in [n for n, state in status.items() if state == "exists"]:
+        if _align_retention(admin, name, topic_config(settings, name)["retention.ms"], timeout):
+            status[name] = "exists, retention updated"
     return status
+
+
+def _align_retention(admin: AdminClient, name: str, retention_ms: str, timeout: float) -> bool:
+    """Set ``retention.ms`` of an existing topic when it differs; True when it changed."""
+    resource = ConfigResource(ResourceType.TOPIC, name)
+    current = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout=timeout)
+    if current["retention.ms"].value == retention_ms:
+        return False
+    change = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+        ConfigEntry("retention.ms", retention_ms, incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([change], request_timeout=timeout)[change].result(timeout=timeout)
+    return True
 
 
 def _await_metadata(admin: AdminClient, names: list[str], timeout: float) -> None:

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1, validation_alias="LEADSTREAM_TOPIC_PARTITIONS")
     topic_replication: int = Field(default=1, ge=1, validation_alias="LEADSTREAM_TOPIC_REPLICATION")
     schema_registry_url: str | None = Field(default=None, validation_alias="SCHEMA_REGISTRY_URL")
+    #: Days the raw topics keep events; unset = forever (what a full reprocessing needs).
+    raw_retention_days: float | None = Field(default=None, gt=0, validation_alias="LEADSTREAM_RAW_RETENTION_DAYS")
 
     # --- local broker (leadstream kafka up) ---------------------------------------
     kafka_version: str = Field(default="4.2.0", validation_alias="LEADSTREAM_KAFKA_VERSION")
@@ -91,6 +93,11 @@ class Settings(BaseSettings):
     @property
     def clickhouse_embedded(self) -> bool:
         return self.clickhouse_url.startswith("chdb://")
+
+    @property
+    def raw_retention_ms(self) -> int:
+        """``retention.ms`` of the raw topics: -1 (forever) unless a retention is configured."""
+        return -1 if self.raw_retention_days is None else round(self.raw_retention_days * 86_400_000)
 
     @property
     def kafka_is_local(self) -> bool:
