@@ -10,6 +10,10 @@ The rules are data (``streams/taxonomy.yaml``, replaceable via ``LEADSTREAM_TAXO
 few precompiled patterns, so classifying costs a handful of dictionary look-ups; raw
 strings seen again (UTM values, referrers) hit small bounded caches.
 
+The module is longer than most because the precedence cascade, the compiled lookups it
+reads and the validation of the file that feeds them are one unit: splitting them would
+spread one rule over several files.
+
 Precedence (documented in the README, "The channel taxonomy"):
 
 1. touch types with ``precedence: first`` (offline touches: events, webinars, ...);
@@ -61,6 +65,8 @@ DIRECT_SOURCE = "(direct)"
 # Bounded memo caches: UTM values and referrers repeat heavily, but a stream of
 # unique strings must not grow memory without limit, so a full cache is simply reset.
 _CACHE_MAX = 50_000
+#: The longest host name DNS allows; nothing longer can be a catalogued host.
+_MAX_HOST = 253
 
 _SEPARATORS = re.compile(r"[\s_]+")
 # Lookup key: lower-case, every separator and punctuation removed except dots (domains).
@@ -312,6 +318,10 @@ class Taxonomy:
 
     def _lookup_host(self, host: str) -> _Known | None:
         """Catalogue entry for a host: longest listed suffix, then brand, then prefix."""
+        if len(host) > _MAX_HOST:
+            # No listed host is longer than DNS allows, and the suffix walk below costs
+            # labels x length: a client-made "a.a.a...." megabyte must not make it quadratic.
+            return None
         h = host
         while True:
             known = self._hosts.get(h)
