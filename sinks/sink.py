@@ -30,13 +30,17 @@ The protocol, one batch at a time:
    (``non_replicated_deduplication_window``, migration 0001) and does not feed the
    views twice. Meanwhile the partitions are paused and the consumer keeps polling to
    stay in its group; what it still fetches is set aside for the next batch (step 1).
-5. **Commit** (:meth:`Sink.flush`). After every insert is acknowledged and this
-   batch's dead letters are on the broker, the next offset of each partition in the
-   batch is committed, synchronously. Then the batch is cleared.
+5. **Commit** (:meth:`Sink.flush`). Once every insert is acknowledged, the producer is
+   flushed so that this batch's dead letters are on the broker (it waits up to 30 s),
+   then the next offset of each partition in the batch is committed, synchronously, and
+   the batch is cleared.
 
 Why nothing is lost: an offset is committed only after its row or its dead letter is
 acknowledged (steps 4 and 5 in that order), so a crash or a stop at any earlier point
-leaves it to be read again from the last commit. Why nothing is doubled: what is read
+leaves it to be read again from the last commit. The one exception is logged: a dead
+letter the broker has not acknowledged within the 30 s is committed past while still
+queued in the (idempotent, retrying) producer, and lost only if the process dies before
+it is delivered. Why nothing is doubled: what is read
 again is re-inserted as rows the tables and views de-duplicate (step 3), a retried
 block is dropped by insert de-duplication (step 4), and a revoked partition drops the
 uncommitted batch for its next owner to replay the same way. A failed commit (a
@@ -254,7 +258,10 @@ class Sink:
         retrying(self._insert_all)
         self._pause(False)
         if self._producer is not None:
-            self._producer.flush(30)  # dead letters of this batch are on the broker before we commit past them
+            # dead letters of this batch are on the broker before we commit past them
+            queued = self._producer.flush(30)
+            if queued:
+                log.warning("%d dead letter(s) not yet acknowledged by the broker; committing past them", queued)
         b = self._batch
         if self._consumer is not None:
             offsets = [TopicPartition(t, p, o) for (t, p), o in b.offsets.items()]
