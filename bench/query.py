@@ -47,7 +47,8 @@ from producers.collector.app import sign
 from schemas.codec import encode
 from sinks.clickhouse import Database, connect
 from sinks.migrate import apply_migrations
-from sinks.reports import ReportParams, run_report
+from sinks.report_params import ReportParams
+from sinks.reports import run_report
 from sinks.rows import TABLES
 from sinks.service import SinkService
 from streams.harness import delete_worker_topics

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     sink_batch_seconds: float = Field(
         default=0.5, gt=0, validation_alias="LEADSTREAM_SINK_BATCH_SECONDS"
     )
+    engine_lock_wait_seconds: float = Field(
+        default=60.0, ge=0, validation_alias="LEADSTREAM_ENGINE_LOCK_WAIT_SECONDS"
+    )
 
     # ------------------------------------------------------------------------------------
     @property

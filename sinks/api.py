@@ -28,7 +28,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sinks.clickhouse import Database
-from sinks.reports import REPORTS, ReportError, ReportParams, _clean, run_report
+from sinks.errors import ReportError
+from sinks.json_values import json_scalar
+from sinks.report_params import ReportParams
+from sinks.reports import REPORTS, run_report
 
 __all__ = ["MAX_ROWS", "QUERY_TIMEOUT_S", "build_app", "check_select"]
 
@@ -68,10 +71,8 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]]) -> Starlette:
     async def report(request: Request) -> JSONResponse:
         name = request.path_params["name"]
         try:
-            params = ReportParams.parse(dict(request.query_params))
-            if name not in REPORTS:
-                raise ReportError(f"unknown report {name!r}; one of {', '.join(REPORTS)}")
-            result = await asyncio.to_thread(run_report, db, name, params)
+            params = ReportParams.parse(request.query_params)  # the HTTP edge: parsed here, once
+            result = await asyncio.to_thread(run_report, db, name, params)  # an unknown name: ReportError
         except ReportError as exc:
             return _JSON({"error": str(exc)}, status_code=400)
         return _JSON(result)
@@ -100,8 +101,8 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]]) -> Starlette:
             return _JSON({"error": str(exc).splitlines()[0][:2000]}, status_code=400)
         rows = rows[:limit]
         return _JSON({"columns": columns,
-                             "rows": [[_clean(v) for v in row] for row in rows],
-                             "truncated": len(rows) >= limit})
+                      "rows": [[json_scalar(v) for v in row] for row in rows],
+                      "truncated": len(rows) >= limit})
 
     return Starlette(routes=[
         Route("/healthz", healthz),

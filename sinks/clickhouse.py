@@ -1,15 +1,18 @@
 """The ClickHouse connection of the analytical layer.
 
-ClickHouse is reached only through clickhouse-connect (ARCHITECTURE principle 7):
+ClickHouse is reached only through clickhouse-connect:
 ``chdb://PATH`` opens the embedded engine in this process, ``http(s)://host:8123`` a
 server. The embedded engine allows one engine per process and is not meant to be
 driven from several threads at once, so every call goes through one lock: the sink's
-consumer thread and its query API share one :class:`Database`.
+consumer thread and its query API share one :class:`Database`. Across processes the
+engine's directory is locked by whichever process opened it first; :func:`connect` can
+wait for that lock (:mod:`sinks.engine_lock`) instead of failing.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +20,7 @@ import clickhouse_connect
 
 from ground.errors import SinkError
 from ground.settings import Settings
+from sinks.engine_lock import engine_directory, lock_holder, wait_for_engine_lock
 
 __all__ = ["Database", "connect"]
 
@@ -50,10 +54,21 @@ class Database:
             self.client.close()
 
 
-def connect(settings: Settings) -> Database:
-    """Open the configured ClickHouse (embedded engine or server)."""
-    try:
-        client = clickhouse_connect.get_client(dsn=settings.clickhouse_url)
-    except Exception as exc:  # the driver raises several types for an unreachable server
-        raise SinkError(f"cannot open ClickHouse at {settings.clickhouse_url}: {exc}") from exc
-    return Database(client, settings.clickhouse_database)
+def connect(settings: Settings, *, lock_wait: float = 0.0) -> Database:
+    """Open the configured ClickHouse (embedded engine or server).
+
+    ``lock_wait`` > 0: an embedded engine directory that another process holds is waited
+    for, that many seconds at most (then EngineLockedError), instead of failing at once.
+    """
+    directory = engine_directory(settings.clickhouse_url) if lock_wait > 0 else None
+    deadline = time.monotonic() + lock_wait
+    while True:
+        if directory is not None:
+            wait_for_engine_lock(directory, max(0.0, deadline - time.monotonic()))
+        try:
+            client = clickhouse_connect.get_client(dsn=settings.clickhouse_url)
+        except Exception as exc:  # the driver raises several types for an unreachable server
+            if directory is not None and lock_holder(directory) is not None:
+                continue  # another process took the directory between the look and the start: wait again
+            raise SinkError(f"cannot open ClickHouse at {settings.clickhouse_url}: {exc}") from exc
+        return Database(client, settings.clickhouse_database)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sinks.clickhouse import Database
+from sinks.errors import MigrationError
 
 __all__ = ["MIGRATIONS_DIR", "Migration", "apply_migrations", "load_migrations", "render"]
 
@@ -53,17 +54,17 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     for path in sorted(directory.glob("*.sql")):
         match = _NAME.match(path.name)
         if not match:
-            raise ValueError(f"migration file name must be NNNN_name.sql: {path.name}")
+            raise MigrationError(f"migration file name must be NNNN_name.sql: {path.name}")
         found.append(Migration(int(match.group(1)), match.group(2), tuple(_split(path.read_text()))))
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
-        raise ValueError(f"duplicate migration versions in {directory}")
+        raise MigrationError(f"duplicate migration versions in {directory}")
     return found
 
 
 def _check_ident(value: str, what: str) -> str:
     if not _IDENT.match(value):
-        raise ValueError(f"{what} must be a plain identifier, got {value!r}")
+        raise MigrationError(f"{what} must be a plain identifier, got {value!r}")
     return value
 
 

@@ -22,7 +22,8 @@ from rich.table import Table
 
 from ground.errors import SinkError
 from ground.settings import Settings
-from sinks.reports import ReportParams, run_report
+from sinks.report_params import ReportParams
+from sinks.reports import run_report
 
 __all__ = ["fetch_report", "render"]
 

@@ -1,16 +1,21 @@
-"""Enriched records -> ClickHouse rows: the column lists of each sink table.
+"""Enriched records -> ClickHouse rows: each sink table's columns and converter, by record.
 
-The converters are pure functions from the decoded Avro dicts (timestamps as epoch
-milliseconds, which DateTime64(3) columns take as-is) to row tuples, so the sink's
-batching code does not know the record shapes and unit tests need nothing running.
+The one place that knows a table's row layout (contact versions, which also carry the
+state they replace, have theirs in :mod:`sinks.contact_rows`). The converters are pure
+functions from the decoded Avro dicts (timestamps as epoch milliseconds, which
+DateTime64(3) columns take as-is) to row tuples, so the sink's delivery code does not
+know the record shapes and unit tests need nothing running.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CONTACT_PREV_AT", "TABLES", "TableSpec", "table_for_record"]
+from sinks.contact_rows import CONTACT_COLUMNS, contact_row
+
+__all__ = ["BY_TABLE", "TABLES", "TableSpec"]
 
 Record = dict[str, Any]
 
@@ -20,13 +25,13 @@ def _s(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+@dataclass(frozen=True)
 class TableSpec:
     """One sink table: its columns and how a record becomes a row."""
 
-    def __init__(self, table: str, columns: tuple[str, ...], convert: Callable[[Record], tuple[Any, ...]]) -> None:
-        self.table = table
-        self.columns = columns
-        self.convert = convert
+    table: str
+    columns: tuple[str, ...]
+    convert: Callable[[Record], tuple[Any, ...]]
 
 
 _TOUCH_COLS = ("event_id", "event_time", "received_at", "processed_at", "anonymous_id", "contact_id",
@@ -41,29 +46,6 @@ def _touch(r: Record) -> tuple[Any, ...]:
         _s(r.get("utm_source")), _s(r.get("utm_medium")), _s(r.get("utm_campaign")), _s(r.get("click_id_type")),
         r["channel"], r["source"], r.get("detail") or "", r.get("rule") or "", r.get("taxonomy_version") or "",
         bool(r.get("is_bot")), int(r.get("sequence") or 0),
-    )
-
-
-_CONTACT_COLS = ("contact_id", "version", "event_time", "reason", "merged_into", "merged_contact_ids",
-                 "anonymous_ids", "created_at", "first_touch_event_id", "first_touch_time", "first_touch_type",
-                 "lead_channel", "lead_source", "lead_detail", "contact_source", "owner", "lifecycle_stage",
-                 "stage_times", "lead_method", "touch_count", "touches_by_channel", "first_seen", "last_seen",
-                 "last_channel", "engagement_score", "prev_version", "prev_live", "prev_lead_channel",
-                 "prev_lead_source", "prev_lead_detail", "prev_first_touch_time")
-#: Where the previous-state columns start in a contact row (the sink fills them in).
-CONTACT_PREV_AT = _CONTACT_COLS.index("prev_version")
-
-
-def _contact(r: Record) -> tuple[Any, ...]:
-    return (
-        r["contact_id"], r["version"], r["event_time"], r["reason"], r.get("merged_into"),
-        list(r.get("merged_contact_ids") or []), list(r.get("anonymous_ids") or []), r.get("created_at"),
-        r.get("first_touch_event_id"), r.get("first_touch_time"), r.get("first_touch_type"),
-        r.get("lead_channel") or "Unknown", r.get("lead_source") or "Unknown", r.get("lead_detail") or "",
-        r.get("contact_source"), r.get("owner"), r.get("lifecycle_stage"), dict(r.get("stage_times") or {}),
-        r.get("lead_method"), int(r.get("touch_count") or 0), dict(r.get("touches_by_channel") or {}),
-        r.get("first_seen"), r.get("last_seen"), r.get("last_channel"), float(r.get("engagement_score") or 0.0),
-        0, False, "", "", "", None,
     )
 
 
@@ -110,13 +92,11 @@ def _dead(r: Record) -> tuple[Any, ...]:
 #: Record name -> the table it lands in.
 TABLES: dict[str, TableSpec] = {
     "EnrichedTouch": TableSpec("touches", _TOUCH_COLS, _touch),
-    "ContactVersion": TableSpec("contact_versions", _CONTACT_COLS, _contact),
+    "ContactVersion": TableSpec("contact_versions", CONTACT_COLUMNS, contact_row),
     "EnrichedDeal": TableSpec("deal_versions", _DEAL_COLS, _deal),
     "IdentityLink": TableSpec("identity_links", _LINK_COLS, _link),
     "DeadLetter": TableSpec("dead_letters", _DEAD_COLS, _dead),
 }
 
-
-def table_for_record(name: str) -> TableSpec:
-    """The table spec for a record name; KeyError for records the sink does not store."""
-    return TABLES[name]
+#: Table name -> its spec (the sink inserts per table).
+BY_TABLE: dict[str, TableSpec] = {spec.table: spec for spec in TABLES.values()}

@@ -32,7 +32,8 @@ class SinkService:
     def __init__(self, settings: Settings, db: Database | None = None, *, serve_api: bool | None = None,
                  group_id: str | None = None) -> None:
         self.settings = settings
-        self.db = db or connect(settings)
+        # a sink restarted right after a crash can find the engine still locked by the dying one
+        self.db = db or connect(settings, lock_wait=settings.engine_lock_wait_seconds)
         self.sink = Sink(settings, self.db, group_id=group_id)
         self.serve_api = settings.clickhouse_embedded if serve_api is None else serve_api
         self._consumer_thread: threading.Thread | None = None

@@ -2,24 +2,52 @@
 
 Where it sits: after the stream worker. It consumes ``enriched-touches``,
 ``enriched-contacts``, ``identity-map``, ``enriched-deals`` and ``dead-letter`` with
-confluent-kafka, converts records to rows (:mod:`sinks.rows`) and inserts them per
-table in batches bounded by ``LEADSTREAM_SINK_BATCH_ROWS`` rows and
-``LEADSTREAM_SINK_BATCH_SECONDS`` seconds.
+confluent-kafka (auto-commit off) and writes one table per record type. This module
+is the delivery protocol; the row layouts are :mod:`sinks.rows` and
+:mod:`sinks.contact_rows`.
 
-Guarantees:
+The protocol, one batch at a time:
 
-* **At least once, exactly-once effect.** Offsets are committed only after ClickHouse
-  acknowledged every insert of the batch; a crash replays from the last commit and the
-  tables/views de-duplicate (event_id for touches and dead letters, version for the
-  rest), so a replay adds nothing to any report.
-* **Backpressure.** Inserts are synchronous in the consumer loop, so a slow ClickHouse
-  slows consumption; while an insert is failing the assigned partitions are paused
-  and the consumer keeps polling (to stay in its group) without fetching.
-* **Nothing lost when ClickHouse is down.** A failed batch is retried with exponential
-  backoff (tenacity) until it succeeds or the sink is stopped; the batch is kept.
-* **Bad input never stalls.** A message that does not decode, or does not convert, is
-  published to the dead-letter topic with the reason and its origin, and its offset
-  is committed with the batch.
+1. **Read** (:meth:`Sink.run`). Messages set aside during a retry (step 4) come first,
+   then ``consume()`` fetches at most the room left in the batch, which closes at
+   ``LEADSTREAM_SINK_BATCH_ROWS`` rows or ``LEADSTREAM_SINK_BATCH_SECONDS`` after its
+   first message. Every message read is in the batch with its offset, row or not.
+2. **Decode** (:meth:`Sink._accept`). The Avro payload is decoded and converted to its
+   table's row. A message that does not decode, is not the record its topic carries, or
+   does not convert is published to the dead-letter topic (stage ``sink``, with the
+   reason and its origin; its event id is derived from topic/partition/offset, so a
+   replay produces the same dead letter) and stays in the batch without a row.
+3. **Dedupe** (:meth:`Sink._insert_all`, first attempt only). Nothing is dropped here:
+   the tables collapse repeats (touches and dead letters by event id, versions by
+   version, in the latest-state views). What the sink adds is the state each contact
+   version replaces, read once per batch from what ClickHouse acknowledged
+   (:func:`sinks.contact_rows.with_previous`), so that a version ClickHouse already has
+   adds nothing to ``lead_counts``. The rows are then frozen for the batch.
+4. **Insert** (:meth:`Sink.flush`). One block per table, synchronously. A failure is
+   retried with exponential backoff until it succeeds or the sink is stopped: the
+   tables already acknowledged are skipped and the others get the very same blocks,
+   so a block that did land before the failure is dropped by insert de-duplication
+   (``non_replicated_deduplication_window``, migration 0001) and does not feed the
+   views twice. Meanwhile the partitions are paused and the consumer keeps polling to
+   stay in its group; what it still fetches is set aside for the next batch (step 1).
+5. **Commit** (:meth:`Sink.flush`). Once every insert is acknowledged, the producer is
+   flushed so that this batch's dead letters are on the broker (it waits up to 30 s),
+   then the next offset of each partition in the batch is committed, synchronously, and
+   the batch is cleared.
+
+Why nothing is lost: an offset is committed only after its row or its dead letter is
+acknowledged (steps 4 and 5 in that order), so a crash or a stop at any earlier point
+leaves it to be read again from the last commit. The one exception is logged: a dead
+letter the broker has not acknowledged within the 30 s is committed past while still
+queued in the (idempotent, retrying) producer, and lost only if the process dies before
+it is delivered. Why nothing is doubled: what is read
+again is re-inserted as rows the tables and views de-duplicate (step 3), a retried
+block is dropped by insert de-duplication (step 4), and a revoked partition drops the
+uncommitted batch for its next owner to replay the same way. A failed commit (a
+rebalance can refuse it) is therefore only logged.
+
+Backpressure comes for free: inserts are synchronous in the consumer loop, so a slow
+ClickHouse slows consumption, and an unavailable one pauses it.
 """
 
 from __future__ import annotations
@@ -35,16 +63,17 @@ from typing import Any
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
-from ground.errors import SchemaError
+from ground.errors import LeadstreamError, SchemaError
 from ground.settings import Settings
 from ground.topics import TOPIC_RECORDS, Topics
 from schemas.codec import encode, get_codec
 from schemas.dead_letter import dead_letter
 from sinks.clickhouse import Database
+from sinks.contact_rows import stored_states, with_previous
 from sinks.migrate import apply_migrations
-from sinks.rows import CONTACT_PREV_AT, TABLES
+from sinks.rows import BY_TABLE, TABLES
 
-__all__ = ["Sink", "SinkStats"]
+__all__ = ["SINK_TOPICS", "Sink", "SinkStats"]
 
 log = logging.getLogger("leadstream.sink")
 SINK_TOPICS = ("enriched-touches", "enriched-contacts", "identity-map", "enriched-deals", "dead-letter")
@@ -74,6 +103,8 @@ class SinkStats:
 
 @dataclass
 class _Batch:
+    """One round of the protocol: rows per table, and the next offset of each partition read."""
+
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     started: float | None = None
@@ -93,8 +124,8 @@ class _Batch:
         return not self.offsets
 
 
-class _Stopped(Exception):
-    """The sink was asked to stop while a batch was still failing."""
+class _Stopped(LeadstreamError):
+    """The sink was asked to stop while a batch was still failing (caught in :meth:`Sink.run`)."""
 
 
 class Sink:
@@ -166,43 +197,18 @@ class Sink:
             return True
         return b.started is not None and time.monotonic() - b.started >= self.settings.sink_batch_seconds
 
-    def _with_previous(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """Contact rows with the prev_* state they replace (see migration 0003, lead_counts).
-
-        The state is read once per batch from what ClickHouse has acknowledged; versions of
-        one contact inside the batch chain onto each other. A version not newer than the
-        stored one gets prev_version >= version and so adds nothing to lead_counts.
-        """
-        ids = sorted({row[0] for row in rows})
-        _, stored = self.db.query(
-            f"SELECT contact_id, max(version), argMax(merged_into IS NULL, version), argMax(lead_channel, version), "
-            f"argMax(lead_source, version), argMax(lead_detail, version), "
-            f"argMax(tuple(toUnixTimestamp64Milli(first_touch_time)), version).1 "  # ms, like the rows
-            f"FROM {self.db.database}.contact_versions "
-            "WHERE contact_id IN {ids:Array(String)} GROUP BY contact_id",
-            parameters={"ids": ids})
-        state: dict[str, tuple[Any, ...]] = {r[0]: tuple(r[1:]) for r in stored}
-        out: list[tuple[Any, ...]] = []
-        cols = CONTACT_COLUMN
-        for row in sorted(rows, key=lambda r: (r[0], r[1])):
-            prev = state.get(row[0], (0, False, "", "", "", None))
-            out.append(row[:CONTACT_PREV_AT] + prev)
-            if row[1] > prev[0]:
-                state[row[0]] = (row[1], row[cols["merged_into"]] is None, row[cols["lead_channel"]],
-                                 row[cols["lead_source"]], row[cols["lead_detail"]], row[cols["first_touch_time"]])
-        return out
-
     def _insert_all(self) -> None:
         b = self._batch
-        if not b.prepared and b.rows.get("contact_versions"):
-            # once per batch: a retry must re-send the very same block, so that insert
+        contacts = b.rows.get("contact_versions")
+        if not b.prepared and contacts:
+            # step 3, once per batch: a retry must re-send the very same block, so that insert
             # de-duplication drops it (and skips the materialized view) if it already landed
-            b.rows["contact_versions"] = self._with_previous(b.rows["contact_versions"])
+            b.rows["contact_versions"] = with_previous(contacts, stored_states(self.db, contacts))
         b.prepared = True
         for table, rows in b.rows.items():
             if table in b.done or not rows:
                 continue
-            self.db.insert(table, rows, TABLES_BY_TABLE[table].columns)
+            self.db.insert(table, rows, BY_TABLE[table].columns)
             b.done.add(table)  # a retry after a partial failure skips what ClickHouse acknowledged
 
     def _pause(self, on: bool) -> None:
@@ -252,7 +258,10 @@ class Sink:
         retrying(self._insert_all)
         self._pause(False)
         if self._producer is not None:
-            self._producer.flush(30)  # dead letters of this batch are on the broker before we commit past them
+            # dead letters of this batch are on the broker before we commit past them
+            queued = self._producer.flush(30)
+            if queued:
+                log.warning("%d dead letter(s) not yet acknowledged by the broker; committing past them", queued)
         b = self._batch
         if self._consumer is not None:
             offsets = [TopicPartition(t, p, o) for (t, p), o in b.offsets.items()]
@@ -307,6 +316,3 @@ class Sink:
     def stop(self) -> None:
         self.stop_event.set()
 
-
-TABLES_BY_TABLE = {spec.table: spec for spec in TABLES.values()}
-CONTACT_COLUMN = {name: i for i, name in enumerate(TABLES["ContactVersion"].columns)}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import date
 
 import typer
 
@@ -59,23 +58,23 @@ def register(app: typer.Typer) -> None:
         """Run a report: sources, quarterly, funnel, contact-sources, attribution, quality."""
         from ground.errors import LeadstreamError
         from ground.settings import get_settings
+        from sinks.errors import ReportError
         from sinks.query_client import fetch_report, render
-        from sinks.reports import REPORTS, ReportError, ReportParams
+        from sinks.report_params import ReportParams
+        from sinks.reports import check_report
 
         if format not in {"table", "csv", "json"}:
             typer.echo("--format must be table, csv or json", err=True)
             raise typer.Exit(2)
-        if report not in REPORTS:
-            typer.echo(f"unknown report {report!r}; one of {', '.join(REPORTS)}", err=True)
-            raise typer.Exit(2)
         try:
-            for value in (since, until):
-                if value:
-                    date.fromisoformat(value)
-            params = ReportParams.parse({
-                "by": by, "model": model, "half_life": repr(half_life),
-                "include_open_lost": str(include_open_lost), "since": since or "", "until": until or "",
-            })
+            check_report(report)
+        except ReportError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+        try:
+            # the CLI edge: the options become the typed parameters here, once
+            params = ReportParams.from_options(since=since, until=until, by=by, model=model, half_life=half_life,
+                                               include_open_lost=include_open_lost)
             result = fetch_report(get_settings(), report, params)
         except (ReportError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -28,13 +28,9 @@ WITH
                AND toUnixTimestamp64Milli(assumeNotNull(created_at)) < {until_ms:Int64})
         GROUP BY contact_source
     )
-SELECT
-    contact_source,
-    contacts.contacts AS contacts,
-    contacts.engaged_contacts AS engaged_contacts,
-    deals.deals AS deals,
-    deals.won AS won,
-    deals.revenue AS revenue
+-- the key once, then each side's columns as named above: contact_source, contacts,
+-- engaged_contacts, deals, won, revenue (0 where a side has no row for the source)
+SELECT *
 FROM contacts
 FULL OUTER JOIN deals USING (contact_source)
 ORDER BY revenue DESC, contacts DESC, contact_source

@@ -60,18 +60,8 @@ WITH
     ),
     counted AS
     (
-        SELECT
-            lead_source,
-            leads.leads AS leads,
-            deals.deals AS deals,
-            deals.won AS won,
-            deals.lost AS lost,
-            deals.open AS open,
-            deals.revenue AS revenue,
-            deals.pipeline AS pipeline,
-            deals.median_days_to_close AS median_days_to_close
-        FROM leads
-        FULL OUTER JOIN deals USING (lead_source)
+        -- lead_source, leads, then the deal columns in the order named above
+        SELECT * FROM leads FULL OUTER JOIN deals USING (lead_source)
     )
 SELECT
     lead_source,

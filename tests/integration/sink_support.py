@@ -13,7 +13,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from ground.settings import Settings
 from ground.topics import TOPIC_RECORDS, Topics
 from schemas.codec import encode
-from sinks.reports import MODELS, ReportParams, run_report
+from sinks.report_params import MODELS, ReportParams
+from sinks.reports import run_report
 from sinks.rows import TABLES
 
 FeedItem = tuple[str, str, dict[str, Any]]

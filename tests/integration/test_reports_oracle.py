@@ -22,7 +22,8 @@ import pytest
 
 from ground.settings import Settings
 from sinks.clickhouse import connect
-from sinks.reports import MODELS, ReportParams, run_report
+from sinks.report_params import MODELS, ReportParams
+from sinks.reports import run_report
 from sinks.service import SinkService
 from sinks.sink import SINK_TOPICS
 from tests.integration.sink_support import FeedItem, all_reports, produce, reset_offsets, same, wait_for

@@ -19,7 +19,8 @@ import pytest
 from ground.errors import SinkError
 from ground.settings import Settings
 from sinks.clickhouse import Database, connect
-from sinks.reports import ReportParams, run_report
+from sinks.report_params import ReportParams
+from sinks.reports import run_report
 from sinks.service import SinkService
 from tests.integration.sink_feed import Truth, enriched_feed, generate_world, ref_attribution, ref_sources
 from tests.integration.sink_support import compare, produce, wait_for

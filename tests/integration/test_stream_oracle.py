@@ -19,7 +19,8 @@ import pytest
 
 from ground.settings import Settings
 from sinks.clickhouse import connect
-from sinks.reports import MODELS, ReportParams, run_report
+from sinks.report_params import MODELS, ReportParams
+from sinks.reports import run_report
 from sinks.service import SinkService
 from sinks.sink import SINK_TOPICS
 from streams.harness import WorkerProcess, delete_worker_topics, end_offsets, group_lag, produce, read_latest, wait_idle

@@ -7,7 +7,9 @@ from datetime import date
 import pytest
 
 from sinks.api import check_select
-from sinks.reports import MODELS, ReportError, ReportParams, report_sql
+from sinks.errors import ReportError
+from sinks.report_params import MODELS, ReportParams
+from sinks.reports import report_sql
 from sinks.rows import TABLES
 
 
