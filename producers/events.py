@@ -23,8 +23,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ground.errors import CaptureError
 from ground.vocabulary import CLICK_IDS, UTM_FIELDS, now_ms
-from producers.privacy import contact_id_from_email, email_sha256, is_bot, redact_emails
-from schemas.dead_letter import dead_letter
+from producers.privacy import MAX_EMAIL, contact_id_from_email, email_sha256, is_bot, redact_emails
+from schemas.dead_letter import MAX_PAYLOAD, dead_letter
 from schemas.vocabulary import TOUCH_TYPES
 
 __all__ = [
@@ -529,6 +529,11 @@ def dead_letter_record(
     Emails in the payload are redacted like everywhere else: a rejected identify must
     not leak the plain address it carried into the dead-letter topic.
     """
-    payload = redact_emails(payload.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-    return dead_letter(stage=stage, reason=reason, origin=origin, payload=payload, detail=detail,
-                       origin_topic=origin_topic, origin_partition=origin_partition, origin_offset=origin_offset)
+    # Only what is kept is redacted (plus the longest address, so one that straddles the
+    # cut is caught too): the work is bounded by the kept size, not by a megabyte body.
+    head = payload[: MAX_PAYLOAD + MAX_EMAIL]
+    kept = redact_emails(head.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+    record = dead_letter(stage=stage, reason=reason, origin=origin, payload=kept, detail=detail,
+                         origin_topic=origin_topic, origin_partition=origin_partition, origin_offset=origin_offset)
+    record["payload_truncated"] = record["payload_truncated"] or len(payload) > len(head)
+    return record

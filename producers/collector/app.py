@@ -82,6 +82,26 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
+#: Bodies above this size are parsed and validated in a worker thread: the work is linear,
+#: but at the body limit it takes tens of milliseconds that /healthz and every other
+#: request would otherwise wait for. Small bodies stay on the loop (a thread hop costs
+#: more than their work).
+OFF_LOOP_BYTES = 32 * 1024
+
+
+async def _off_loop_if_large(size: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    if size > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
+
+
+def _declared_length(request: Request) -> int:
+    try:
+        return int(request.headers.get("content-length", "0"))
+    except ValueError:
+        return 0
+
+
 class _TooLarge(Exception):
     def __init__(self, head: bytes, declared: int | None) -> None:
         super().__init__("body too large")
@@ -229,9 +249,10 @@ def create_app(
             dead_letter(stage, "body_too_large", detail, origin, exc.head)
             raise _Answer(413, {"error": "body_too_large", "detail": detail}) from exc
         try:
-            return json.loads(raw), raw
+            return await _off_loop_if_large(len(raw), json.loads, raw), raw
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            dead_letter(stage, "invalid_json", f"the body is not JSON: {str(exc)[:200]}", origin, raw)
+            await _off_loop_if_large(len(raw), dead_letter, stage, "invalid_json",
+                                     f"the body is not JSON: {str(exc)[:200]}", origin, raw)
             raise _Answer(400, {"error": "invalid_json", "detail": "the body is not JSON"}) from exc
 
     async def json_events(request: Request, label: str, origin: str) -> tuple[list[Any], dict[str, Any]] | Response:
@@ -299,7 +320,8 @@ def create_app(
                     return None
             return record
 
-        response = accept_batch(items, defaults, "collector", "collector:/collect", build=build, kind="touch")
+        response = await _off_loop_if_large(_declared_length(request), accept_batch, items, defaults, "collector",
+                                            "collector:/collect", build=build, kind="touch")
         if set_aid and (cookie_aid or new_aid):
             set_cookie(request, response, str(cookie_aid or new_aid))
         count("collect", response.status_code)
@@ -318,7 +340,8 @@ def create_app(
                 fields = {**fields, "anonymous_id": cookie}
             return identify_record(fields, received_at=received)
 
-        response = accept_batch(items, defaults, "collector", "collector:/identify", build=build, kind="identify")
+        response = await _off_loop_if_large(_declared_length(request), accept_batch, items, defaults, "collector",
+                                            "collector:/identify", build=build, kind="identify")
         count("identify", response.status_code)
         return response
 
@@ -352,14 +375,15 @@ def create_app(
                 count(label, 401)
                 return JSONResponse({"error": "unauthorized", "detail": f"signature {problem}"}, status_code=401)
             try:
-                items, defaults = _events_of(json.loads(raw))
+                items, defaults = _events_of(await _off_loop_if_large(len(raw), json.loads, raw))
             except (ValueError, RecursionError, Rejected) as exc:
                 code, detail = (exc.code, exc.detail) if isinstance(exc, Rejected) else (
                     "invalid_json", "the body is not JSON")
                 dead_letter("webhook", code, detail, origin, raw)
                 count(label, 400)
                 return JSONResponse({"error": code, "detail": detail}, status_code=400)
-            response = accept_batch(items, defaults, "webhook", origin, build=build, kind=kind)
+            response = await _off_loop_if_large(len(raw), accept_batch, items, defaults, "webhook", origin,
+                                                build=build, kind=kind)
             count(label, response.status_code)
             return response
 
