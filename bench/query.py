@@ -273,7 +273,7 @@ class _Stack:
         self.stack.start("sink", ["sink"], env)
         self.stack.start("worker", ["worker", "--id", "0", "--no-create-topics", "--loglevel", "warning"], env)
         self.stack.start("collector", ["collector"], env)
-        ready = worker_datadir(self.settings.data_dir, self.settings.app_id, "0") / "READY"
+        ready = worker_datadir(self.settings.data_dir, self.settings.stream_app_id, "0") / "READY"
         query = self.sources_url.rsplit("/reports/", 1)[0]
         for check, what in ((http_ready(f"{self.collector}/healthz"), "the collector"),
                             (http_ready(f"{query}/healthz"), "the sink"), (ready.exists, "the worker")):

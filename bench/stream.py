@@ -203,7 +203,7 @@ def main() -> None:
         worker.wait_ready()
         assert worker.proc is not None
         rss0 = rss_kb(worker.proc.pid)
-        secs = wait_drained(settings, settings.app_id,
+        secs = wait_drained(settings, settings.stream_app_id,
                             ("touches", "identities", "contacts", "deals", "contact-events", "deal-events"),
                             worker.proc)
         rss1 = rss_kb(worker.proc.pid)

@@ -98,6 +98,22 @@ class Settings(BaseSettings):
         return self.clickhouse_url.startswith("chdb://")
 
     @property
+    def stream_app_id(self) -> str:
+        """The Faust app id, inside the namespace of ``LEADSTREAM_TOPIC_PREFIX``.
+
+        It names the worker's consumer group, its changelog topics
+        (``<id>-anon-changelog``, ...) and its state directories, so two deployments with
+        different prefixes on one broker never share any of them. Without a prefix it is
+        ``LEADSTREAM_APP_ID`` itself (what every existing deployment already uses).
+        """
+        return f"{self.topic_prefix}{self.app_id}"
+
+    @property
+    def sink_group_id(self) -> str:
+        """The sink's consumer group, in the same namespace."""
+        return f"{self.stream_app_id}-sink"
+
+    @property
     def raw_retention_ms(self) -> int:
         """``retention.ms`` of the raw topics: -1 (forever) unless a retention is configured."""
         return -1 if self.raw_retention_days is None else round(self.raw_retention_days * 86_400_000)

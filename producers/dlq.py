@@ -38,7 +38,7 @@ class DeadLetterEntry:
 
 def _consumer(settings: Settings) -> Consumer:
     # A throw-away group id: assign() is used, nothing is ever committed.
-    return Consumer(settings.kafka_consumer_config(f"{settings.app_id}-dlq-{uuid.uuid4().hex[:8]}",
+    return Consumer(settings.kafka_consumer_config(f"{settings.stream_app_id}-dlq-{uuid.uuid4().hex[:8]}",
                                                    **{"enable.partition.eof": True}))
 
 

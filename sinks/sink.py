@@ -136,7 +136,7 @@ class Sink:
         self.settings = settings
         self.db = db
         self.topics = Topics(settings.topic_prefix)
-        self.group_id = group_id or f"{settings.app_id}-sink"
+        self.group_id = group_id or settings.sink_group_id
         self.stats = SinkStats()
         self.stop_event = threading.Event()
         self._codec = get_codec(settings.schema_registry_url)

@@ -149,7 +149,7 @@ class Pipeline:
         # await; each stage waits only for its own batch's deliveries.
         self.outboxes = {stage: Outbox(settings) for stage in ("identity", "contact", "deal")}
         self.app = faust.App(
-            settings.app_id,
+            settings.stream_app_id,
             broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")],
             store="rocksdb://",
             datadir=str(datadir),

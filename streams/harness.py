@@ -79,7 +79,7 @@ class WorkerProcess:
     def ready_file(self) -> Path:
         from streams.worker import worker_datadir
 
-        return worker_datadir(self.data_dir, self.settings.app_id, self.worker_id) / "READY"
+        return worker_datadir(self.data_dir, self.settings.stream_app_id, self.worker_id) / "READY"
 
     def start(self) -> WorkerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def delete_worker_topics(settings: Settings) -> int:
 
     admin = AdminClient(settings.kafka_common_config())
     names = [n for n in admin.list_topics(timeout=30).topics
-             if n.startswith(settings.topic_prefix) or n.startswith(f"{settings.app_id}-")]
+             if n.startswith(settings.topic_prefix) or n.startswith(f"{settings.stream_app_id}-")]
     if names and settings.topic_prefix:
         delete_topics(settings, names)
     return len(names)
@@ -200,7 +200,7 @@ class LagProbe:
         topics = Topics(settings.topic_prefix)
         admin = AdminClient(settings.kafka_common_config())
         self.partitions = _partitions(admin, [topics.name(b) for b in bases])
-        self.consumer = Consumer(settings.kafka_consumer_config(group_id or settings.app_id))
+        self.consumer = Consumer(settings.kafka_consumer_config(group_id or settings.stream_app_id))
 
     def lag(self) -> int:
         committed = self.consumer.committed([TopicPartition(tp.topic, tp.partition) for tp in self.partitions],

@@ -15,6 +15,7 @@ import faust
 
 from ground.settings import get_settings
 from streams.app import build_app, summarize
+from streams.state_owner import claim_state_dir
 
 __all__ = ["run_worker", "worker_datadir"]
 
@@ -32,7 +33,7 @@ def run_worker(worker_id: str = "0", data_dir: Path | None = None, loglevel: str
     settings = get_settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
-    datadir = worker_datadir(settings.data_dir, settings.app_id, worker_id)
+    datadir = worker_datadir(settings.data_dir, settings.stream_app_id, worker_id)
     datadir.mkdir(parents=True, exist_ok=True)
     ready_file = datadir / "READY"
     ready_file.unlink(missing_ok=True)
@@ -40,12 +41,13 @@ def run_worker(worker_id: str = "0", data_dir: Path | None = None, loglevel: str
         from ground.kafka_admin import create_topics as create
 
         create(settings)
+    claim_state_dir(datadir, settings)  # before Faust opens a table of another namespace
     pipeline = build_app(settings, datadir)
 
     class Worker(faust.Worker):
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
-            log.info("leadstream worker ready (app %s, worker %s)", settings.app_id, worker_id)
+            log.info("leadstream worker ready (app %s, worker %s)", settings.stream_app_id, worker_id)
             ready_file.write_text("ready\n")
 
         async def on_stop(self) -> None:

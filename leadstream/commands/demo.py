@@ -124,7 +124,7 @@ def _prepare_state(settings: Settings, *, reset: bool) -> None:
     names = Topics(settings.topic_prefix).all()
     admin = AdminClient(settings.kafka_common_config())
     existing = set(admin.list_topics(timeout=10).topics)
-    ours = [n for n in existing if n in names or n.startswith(f"{settings.app_id}-")]
+    ours = [n for n in existing if n in names or n.startswith(f"{settings.stream_app_id}-")]
     from_demo = (settings.data_dir / MARKER).exists()
     if ours and not (from_demo or reset):
         raise LeadstreamError(

@@ -21,7 +21,7 @@ __all__ = ["register", "status_file"]
 
 def status_file(settings: Settings) -> Path:
     """Where a ``serve`` of this data directory and namespace keeps its status."""
-    name = f"{settings.topic_prefix}{settings.app_id}".strip("-.") or "default"
+    name = settings.stream_app_id.strip("-.") or "default"
     return settings.data_dir / "serve" / f"{name}.status.json"
 
 
@@ -33,8 +33,8 @@ def _consumer_lag(settings: Settings) -> dict[str, int | None]:
     sink_topics = [topics.enriched_touches, topics.enriched_contacts, topics.identity_map,
                    topics.enriched_deals, topics.dead_letter]
     return {
-        "worker": consumer_lag(settings, settings.app_id, [topics.name(t) for t in RAW_TOPICS]),
-        "sink": consumer_lag(settings, f"{settings.app_id}-sink", sink_topics),
+        "worker": consumer_lag(settings, settings.stream_app_id, [topics.name(t) for t in RAW_TOPICS]),
+        "sink": consumer_lag(settings, settings.sink_group_id, sink_topics),
     }
 
 
