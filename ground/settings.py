@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, validation_alias="LEADSTREAM_MAX_BODY_BYTES")
     cors_origins: str = Field(default="*", validation_alias="LEADSTREAM_CORS_ORIGINS")
     site_domains: str = Field(default="", validation_alias="LEADSTREAM_SITE_DOMAINS")
+    rate_limit_per_second: float | None = Field(
+        default=None, gt=0, validation_alias="LEADSTREAM_RATE_LIMIT_PER_SECOND"
+    )
+    rate_limit_burst: int = Field(default=100, ge=1, validation_alias="LEADSTREAM_RATE_LIMIT_BURST")
     bot_policy: Literal["flag", "drop"] = Field(
         default="flag", validation_alias="LEADSTREAM_BOT_POLICY"
     )

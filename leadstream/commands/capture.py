@@ -28,12 +28,14 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option(None, help="Interface to bind (default LEADSTREAM_COLLECTOR_HOST)."),
         port: int = typer.Option(None, help="Port to listen on (default LEADSTREAM_COLLECTOR_PORT)."),
         log_level: str = typer.Option("info", help="uvicorn log level."),
+        workers: int = typer.Option(1, "--workers", min=1,
+                                    help="Collector processes sharing the port (each with its own producer)."),
     ) -> None:
         """Serve the tracking collector (pixel, beacon, identify, webhooks, snippet, metrics)."""
         from ground.settings import get_settings
         from producers.collector.server import serve
 
-        serve(get_settings(), host, port, log_level=log_level)
+        serve(get_settings(), host, port, log_level=log_level, workers=workers)
 
     def _import(name: str, file: Path) -> None:
         from rich.console import Console

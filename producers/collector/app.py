@@ -42,6 +42,7 @@ from starlette.routing import Route
 from ground.errors import BrokerError, SchemaError
 from ground.settings import Settings
 from ground.vocabulary import now_ms
+from producers.collector.rate_limit import RateLimitMiddleware, TokenBuckets
 from producers.events import (
     Rejected,
     contact_change_record,
@@ -442,6 +443,10 @@ def create_app(
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()] or ["*"]
     middleware = [Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "OPTIONS"],
                              allow_headers=["Content-Type"], allow_credentials=True, max_age=86_400)]
+    if settings.rate_limit_per_second is not None:
+        buckets = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
+        middleware.insert(0, Middleware(RateLimitMiddleware, buckets=buckets,
+                                        on_limited=metrics.rejected.labels("rate_limited").inc))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.metrics = metrics
     app.state.events = state

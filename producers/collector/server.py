@@ -1,23 +1,40 @@
-"""Serving the collector app with uvicorn (uvloop + httptools when installed)."""
+"""Serving the collector app with uvicorn (uvloop + httptools when installed).
+
+With ``workers > 1`` uvicorn forks that many processes sharing one listening socket;
+each builds its own app (and Kafka producer) from the environment through
+:func:`app_from_environment`, so they share nothing but the port.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 from ground.settings import Settings
 from producers.collector.app import create_app
 
-__all__ = ["serve"]
+__all__ = ["app_from_environment", "serve"]
+
+
+def app_from_environment() -> Any:
+    """The collector app of one worker process, configured from the environment."""
+    from ground.settings import get_settings
+
+    return create_app(get_settings())
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None, *,
-          log_level: str = "info", baseline_route: bool = False) -> None:
+          log_level: str = "info", baseline_route: bool = False, workers: int = 1) -> None:
     """Run the collector until SIGINT/SIGTERM; the app's lifespan flushes the producer."""
     import uvicorn
 
-    app = create_app(settings, baseline_route=baseline_route)
+    app: Any = create_app(settings, baseline_route=baseline_route)
+    if workers > 1:  # each forked process builds its own app from the same environment
+        app = "producers.collector.server:app_from_environment"
     uvicorn.run(
         app,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=host or settings.collector_host,
         port=port or settings.collector_port,
         log_level=log_level,

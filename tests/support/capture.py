@@ -132,7 +132,7 @@ def collector_env(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def collector_process(settings: Settings, *extra_env: tuple[str, str]) -> Iterator[str]:
+def collector_process(settings: Settings, *extra_env: tuple[str, str], workers: int = 1) -> Iterator[str]:
     """A real `leadstream collector` process on a free port; yields its base URL; SIGTERM on exit."""
     import signal
     import subprocess
@@ -143,7 +143,7 @@ def collector_process(settings: Settings, *extra_env: tuple[str, str]) -> Iterat
     env = collector_env(settings)
     env.update(dict(extra_env))
     proc = subprocess.Popen([str(Path(sys.executable).parent / "leadstream"), "collector", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"], env=env)
+                             "--port", str(port), "--log-level", "warning", "--workers", str(workers)], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/healthz")
