@@ -17,6 +17,9 @@ Guarantees:
   and the consumer keeps polling (to stay in its group) without fetching.
 * **Nothing lost when ClickHouse is down.** A failed batch is retried with exponential
   backoff (tenacity) until it succeeds or the sink is stopped; the batch is kept.
+* **A crash inside an insert is repaired.** The embedded engine stores a table's part
+  before its materialized view's; a crash in between is corrected when the sink starts
+  again (:mod:`sinks.repair`), before it consumes.
 * **Bad input never stalls.** A message that does not decode, or does not convert, is
   published to the dead-letter topic with the reason and its origin, and its offset
   is committed with the batch.
@@ -42,6 +45,7 @@ from schemas.codec import encode, get_codec
 from schemas.dead_letter import dead_letter
 from sinks.clickhouse import Database
 from sinks.migrate import apply_migrations
+from sinks.repair import repair_aggregates
 from sinks.rows import CONTACT_PREV_AT, TABLES
 
 __all__ = ["Sink", "SinkStats"]
@@ -116,6 +120,8 @@ class Sink:
         self._producer: Producer | None = None
         if migrate:
             apply_migrations(db, settings.clickhouse_cluster)
+        if settings.clickhouse_embedded:
+            repair_aggregates(db)  # a crash of this process can cut an insert between table and view
 
     # ---------------------------------------------------------------- conversion
     def _dead_letter(self, msg: Message, reason: str, detail: str) -> None:
