@@ -88,11 +88,16 @@ class ArrivalProducer(threading.Thread):
 
 
 class BeaconLoad(threading.Thread):
-    """POST ``batch`` page views per request to ``collector``/collect at ``rate`` events per second."""
+    """POST ``batch`` page views per request to ``collector``/collect at ``rate`` events per second.
 
-    def __init__(self, collector: str, rate: int, batch: int = 20, run_id: str = "") -> None:
+    Every ``identify_every``-th request also identifies one of the visitors (``/identify``),
+    so contacts with lead sources come out of the stream too.
+    """
+
+    def __init__(self, collector: str, rate: int, batch: int = 20, run_id: str = "", identify_every: int = 5) -> None:
         super().__init__(name="chaos-beacons", daemon=True)
-        self.url = f"{collector}/collect"
+        self.collector = collector
+        self.identify_every = identify_every
         self.rate = rate
         self.batch = batch
         self.run_id = run_id or uuid.uuid4().hex[:8]
@@ -108,20 +113,28 @@ class BeaconLoad(threading.Thread):
                  "url": f"https://example.com/p/{k % 7}?utm_source={sources[k % 4]}&utm_medium=cpc"}
                 for k in range(n)]
 
+    def _post(self, client: httpx.Client, path: str, events: list[dict[str, Any]]) -> None:
+        try:
+            status = client.post(f"{self.collector}{path}", json={"events": events}).status_code
+        except httpx.HTTPError:
+            status = 0
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        (self.accepted if 200 <= status < 300 else self.refused).extend(e["event_id"] for e in events)
+
     def run(self) -> None:
-        sent = 0
+        sent = requests = 0
         started = time.monotonic()
         try:
             with httpx.Client(timeout=30) as client:
                 while not self.stop_event.is_set():
                     events = self._events(self.batch)
-                    ids = [e["event_id"] for e in events]
-                    try:
-                        status = client.post(self.url, json={"events": events}).status_code
-                    except httpx.HTTPError:
-                        status = 0
-                    self.statuses[status] = self.statuses.get(status, 0) + 1
-                    (self.accepted if 200 <= status < 300 else self.refused).extend(ids)
+                    self._post(client, "/collect", events)
+                    requests += 1
+                    if requests % self.identify_every == 0:
+                        visitor = (requests // self.identify_every) % 500
+                        self._post(client, "/identify", [{
+                            "event_id": str(uuid.uuid4()), "anonymous_id": f"{self.run_id}-{visitor}",
+                            "contact_id": f"{self.run_id}-c{visitor}", "source": "chaos-form"}])
                     sent += len(events)
                     ahead = sent / self.rate - (time.monotonic() - started)
                     if ahead > 0:
