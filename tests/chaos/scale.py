@@ -50,7 +50,7 @@ SHORT = Scale(
     kills=2,
     dataset=DatasetSize(contacts=700, touches=6500, deals=100, merges=8),
     collector_rate=400,
-    import_rows=5000,
+    import_rows=20000,
     outage_seconds=20.0,
     outage_rate=400,
 )
@@ -62,7 +62,7 @@ FULL = Scale(
     kills=4,
     dataset=DatasetSize(contacts=4000, touches=36000, deals=600, merges=40),
     collector_rate=800,
-    import_rows=30000,
+    import_rows=60000,
     outage_seconds=60.0,
     outage_rate=600,
 )
