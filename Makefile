@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup system-deps demo test lint typecheck bench clean
+.PHONY: setup system-deps demo test chaos lint typecheck bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ demo: setup
 ## test: lint, type check, then every test against the real broker and engine
 test: setup system-deps lint typecheck
 	$(BIN)/python -m pytest
+
+## chaos: the failure-injection suite at full scale (kill -9, crash points, broker and cluster failures,
+## engine outage, worker churn; 5 seeds x 200,000 events), ending with its table. `make test` runs it small.
+chaos: setup
+	LEADSTREAM_CHAOS_SCALE=full $(BIN)/python -m pytest tests/chaos -m chaos -p no:cacheprovider --timeout 3600
 
 ## lint: ruff, and the layer contract (import-linter: no upward import, no cycle)
 lint: setup

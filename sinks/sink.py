@@ -48,6 +48,10 @@ rebalance can refuse it) is therefore only logged.
 
 Backpressure comes for free: inserts are synchronous in the consumer loop, so a slow
 ClickHouse slows consumption, and an unavailable one pauses it.
+
+A crash inside an insert is repaired: the embedded engine stores a table's part before
+its materialized view's, and a crash in between is corrected when the sink starts
+again (:mod:`sinks.repair`), before it consumes.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from schemas.dead_letter import dead_letter
 from sinks.clickhouse import Database
 from sinks.contact_rows import stored_states, with_previous
 from sinks.migrate import apply_migrations
+from sinks.repair import repair_aggregates
 from sinks.rows import BY_TABLE, TABLES
 
 __all__ = ["SINK_TOPICS", "Sink", "SinkStats"]
@@ -147,6 +152,8 @@ class Sink:
         self._producer: Producer | None = None
         if migrate:
             apply_migrations(db, settings.clickhouse_cluster)
+        if settings.clickhouse_embedded:
+            repair_aggregates(db)  # a crash of this process can cut an insert between table and view
 
     # ---------------------------------------------------------------- conversion
     def _dead_letter(self, msg: Message, reason: str, detail: str) -> None:
