@@ -6,7 +6,7 @@ fits the schemas in ``schemas/avro`` — or a :class:`Rejected` error carrying a
 reason code and a human-readable detail, which the caller turns into a 4xx answer and
 a dead-letter record. Nothing here enriches: classification belongs to the worker.
 
-The field names are the ones the README documents for the JSON bodies and the CSV
+The field names are the ones docs/capture.md documents for the JSON bodies and the CSV
 headers (``event_id``, ``event_time``, ``anonymous_id``, ``contact_id``, ``type``, ...).
 """
 

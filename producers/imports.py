@@ -1,7 +1,7 @@
 """Offline imports: CSV files of touches, deals, contacts or identities -> raw topics.
 
 ``leadstream import touches scans.csv`` and friends. The CSV header names are the
-field names of the JSON bodies (the README lists each file's columns);
+field names of the JSON bodies (docs/capture.md lists each file's columns);
 ``contact_ids`` is ``;``-separated. Every row is validated like a webhook or API
 call (``event_time`` required); a bad row is published to the dead-letter topic with
 its file and row number as origin (``scans.csv:17``; row numbers as a spreadsheet

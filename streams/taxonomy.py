@@ -14,7 +14,7 @@ The module is longer than most because the precedence cascade, the compiled look
 reads and the validation of the file that feeds them are one unit: splitting them would
 spread one rule over several files.
 
-Precedence (documented in the README, "The channel taxonomy"):
+Precedence (documented in docs/taxonomy.md):
 
 1. touch types with ``precedence: first`` (offline touches: events, webinars, ...);
 2. UTM tags: a known ``utm_medium`` (paid mediums refined by the source's category),

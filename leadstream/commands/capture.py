@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
 
     @import_app.command("touches")
     def import_touches(file: Annotated[Path, typer.Argument(help="CSV with event_time, anonymous_id/contact_id, type, "
-                                                               "... (see the README, section CSV imports).")]) -> None:
+                                                               "... (docs/capture.md, CSV imports).")]) -> None:
         """Offline touches: trade-show scans, calls, direct mail, webinar lists."""
         _import("touches", file)
 

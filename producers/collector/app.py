@@ -1,6 +1,6 @@
 """The tracking collector: a starlette ASGI app served by uvicorn (``leadstream collector``).
 
-Endpoints (documented with curl examples in the README):
+Endpoints (documented with curl examples in docs/capture.md):
 
 - ``GET /p.gif``            pixel; always a 1x1 transparent GIF, never cached
 - ``POST /collect``         JSON beacon with one event or a batch

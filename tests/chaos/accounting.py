@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ground.settings import Settings
-from sinks.reports import MODELS, ReportParams
+from sinks.report_params import MODELS, ReportParams
 from streams.taxonomy import load_taxonomy
 from tests.chaos.sink_process import SinkProcess
 from tests.oracle import batch as oracle

@@ -32,7 +32,7 @@ def arrivals(seed: int, size: DatasetSize, arrival_seed: int = 11) -> list[Arriv
 
 
 def sink_group(settings: Settings) -> str:
-    return f"{settings.app_id}-sink"
+    return settings.sink_group_id
 
 
 def settle(settings: Settings, workers: Sequence[WorkerProcess], sink: SinkProcess, timeout: float = 900.0) -> float:

@@ -97,10 +97,10 @@ def test_leader_and_controller_killed_mid_stream_lose_no_acknowledged_event(
         supervisor = Supervisor(local, tmp_path)
         supervisor.worker.wait_ready(timeout=300)
         supervisor.sink.wait_ready()
-        changelogs = [n for n in admin.list_topics(timeout=10).topics if n.startswith(f"{local.app_id}-")]
+        changelogs = [n for n in admin.list_topics(timeout=10).topics if n.startswith(f"{local.stream_app_id}-")]
         assert changelogs and all(len(p.replicas) == NODES for n in changelogs
                                   for p in admin.list_topics(n, timeout=10).topics[n].partitions.values())
-        committed = Committed(local, local.app_id, RAW_TOPICS)
+        committed = Committed(local, local.stream_app_id, RAW_TOPICS)
         producer = ArrivalProducer(local, events, len(events) / (60.0 if scale.name == "short" else 120.0))
         producer.start()
         for victim_is, share in (("leader", 0.25), ("controller", 0.6)):

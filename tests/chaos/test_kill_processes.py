@@ -60,7 +60,7 @@ def test_kill_9_worker_and_sink_at_random_moments(seed: int, topics: Settings, t
     worker_dir = tmp_path / "w0"
     worker = WorkerProcess(settings, worker_dir, "0").start()
     sink = SinkProcess(settings, tmp_path / "sink").start()
-    consumed = Committed(settings, settings.app_id, RAW_TOPICS)
+    consumed = Committed(settings, settings.stream_app_id, RAW_TOPICS)
     sunk = Committed(settings, sink_group(settings), SINK_TOPICS)
     producer = ArrivalProducer(settings, events, PRODUCE_RATE)
     recovery: list[float] = []

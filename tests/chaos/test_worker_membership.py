@@ -48,7 +48,7 @@ def test_workers_join_and_leave_and_state_comes_back_from_changelogs(topics: Set
     rate = len(events) / (step_seconds * (len(STEPS) + 3))
     sink = SinkProcess(settings, tmp_path / "sink").start()
     workers = {"0": WorkerProcess(settings, tmp_path / "w0", "0").start()}
-    committed = Committed(settings, settings.app_id, RAW_TOPICS)
+    committed = Committed(settings, settings.stream_app_id, RAW_TOPICS)
     producer = ArrivalProducer(settings, events, rate)
     recovery: list[float] = []
     notes: list[str] = []
