@@ -42,7 +42,10 @@ from confluent_kafka import Producer
 from ground.kafka_admin import create_topics, delete_topics
 from ground.settings import Settings
 from ground.topics import Topics
-from leadstream.stack import Stack, http_ready, settings_env, wait_until
+from leadstream.stack import Stack
+from leadstream.testing.harness import delete_worker_topics
+from leadstream.testing.processes import settings_env
+from leadstream.testing.waiting import http_ok, wait_for
 from producers.collector.app import sign
 from schemas.codec import encode
 from sinks.clickhouse import Database, connect
@@ -51,7 +54,6 @@ from sinks.report_params import ReportParams
 from sinks.reports import run_report
 from sinks.rows import TABLES
 from sinks.service import SinkService
-from streams.harness import delete_worker_topics
 
 CHANNELS = ["Paid Search", "Paid Social", "Organic Search", "Email", "Referral", "Direct", "Webinar", "Events",
             "Partner", "Unknown"]
@@ -275,9 +277,9 @@ class _Stack:
         self.stack.start("collector", ["collector"], env)
         ready = worker_datadir(self.settings.data_dir, self.settings.stream_app_id, "0") / "READY"
         query = self.sources_url.rsplit("/reports/", 1)[0]
-        for check, what in ((http_ready(f"{self.collector}/healthz"), "the collector"),
-                            (http_ready(f"{query}/healthz"), "the sink"), (ready.exists, "the worker")):
-            wait_until(lambda c=check: self._alive() and c(), 180, what)  # type: ignore[misc]
+        for check, what in ((http_ok(f"{self.collector}/healthz"), "the collector"),
+                            (http_ok(f"{query}/healthz"), "the sink"), (ready.exists, "the worker")):
+            wait_for(lambda c=check: self._alive() and c(), 180, what)  # type: ignore[misc]
 
     def _alive(self) -> bool:
         self.stack.check_alive()  # raises with the child's log when one died
@@ -325,13 +327,13 @@ def freshness(bootstrap: str, burst: int, probes: int, batch_seconds: float) -> 
             poll = httpx.Client(timeout=30)
             # warm-up (not timed): group joins, first batches, the report's first run
             _post_deal(post, run.secret, _deal(burst, "created", 1))
-            wait_until(lambda: _totals(poll, run.sources_url)[0] >= 1, 180, "the warm-up deal in `sources`", 0.05)
+            wait_for(lambda: _totals(poll, run.sources_url)[0] >= 1, 180, "the warm-up deal in `sources`", 0.05)
             # the maximum rate: a burst of `created` changes, posted back to back, until `sources` counts them all
             started = time.perf_counter()
             for k in range(burst):
                 _post_deal(post, run.secret, _deal(k, "created", 1))
             posted_s = time.perf_counter() - started
-            wait_until(lambda: run._alive() and _totals(poll, run.sources_url)[0] >= burst + 1, 600,
+            wait_for(lambda: run._alive() and _totals(poll, run.sources_url)[0] >= burst + 1, 600,
                        "the burst in `sources`", 0.02)
             max_rate = burst / (time.perf_counter() - started)
             rate = max_rate / 2

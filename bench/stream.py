@@ -41,8 +41,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from ground.kafka_admin import create_topics  # noqa: E402
 from ground.settings import Settings, get_settings  # noqa: E402
 from ground.topics import Topics  # noqa: E402
+from leadstream.testing.harness import LagProbe, WorkerProcess, delete_worker_topics, end_offsets  # noqa: E402
+from leadstream.testing.processes import settings_env  # noqa: E402
 from schemas.codec import encode  # noqa: E402
-from streams.harness import LagProbe, WorkerProcess, delete_worker_topics, end_offsets, worker_env  # noqa: E402
 
 T0 = 1_735_689_600_000  # 2025-01-01
 SOURCES = [("google", "cpc"), ("facebook", "paid_social"), ("newsletter", "email"), ("linkedin", "social"),
@@ -212,7 +213,7 @@ def main() -> None:
         print(f"leadstream worker (1 proc): {n} raw events in {secs:6.2f}s = {worker_rate:10.0f} events/s "
               f"(end to end: identity and contact stages)")
 
-        env = worker_env(settings, workdir)
+        env = settings_env(settings, LEADSTREAM_DATA_DIR=str(workdir))
         rates = {}
         for kind in ("naive", "bare"):
             proc = subprocess.Popen([sys.executable, __file__, "--baseline-agent", kind], env=env,

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ground.settings import Settings
+from leadstream.testing.harness import WorkerProcess, wait_idle
 from sinks.sink import SINK_TOPICS
-from streams.harness import WorkerProcess, wait_idle
 from tests.chaos.accounting import Tally, check, classifier, expect, prove_able_to_fail, read
 from tests.chaos.progress import Committed, wait_until
 from tests.chaos.results import Row, Table

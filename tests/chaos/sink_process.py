@@ -21,7 +21,7 @@ import httpx
 
 from ground.settings import Settings
 from leadstream.stack import settings_env
-from tests.support.processes import free_port, leadstream_cmd
+from leadstream.testing.processes import free_port, leadstream_cmd
 
 __all__ = ["FAULTY_SINK", "SinkProcess"]
 

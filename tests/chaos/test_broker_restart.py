@@ -28,12 +28,12 @@ from ground.kafka_admin import create_topics
 from ground.settings import Settings
 from ground.topics import Topics
 from leadstream.testing.cluster import LocalCluster
+from leadstream.testing.processes import collector_process, leadstream_cmd, settings_env
 from tests.chaos.accounting import id_tally, prove_id_tally_able_to_fail
 from tests.chaos.load import BeaconLoad
 from tests.chaos.results import Row, Table
 from tests.chaos.scale import Scale
-from tests.support.capture import collector_env, collector_process, read_all
-from tests.support.processes import leadstream_cmd
+from tests.support.capture import read_all
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
 
@@ -115,7 +115,7 @@ def test_broker_restart_loses_and_doubles_no_acknowledged_event(settings: Settin
             time.sleep(3.0)  # steady load before the first restart
             with (tmp_path / "import.log").open("w") as log:
                 importer = subprocess.Popen(leadstream_cmd("import", "touches", str(tmp_path / "scans.csv")),
-                                            env=collector_env(local), stdout=log, stderr=subprocess.STDOUT)
+                                            env=settings_env(local), stdout=log, stderr=subprocess.STDOUT)
                 running = _wait_publishing(importer, growth, scale.collector_rate)
                 recovery.append(_restart(cluster, growth, crash=True))
                 code = importer.wait(timeout=600)

@@ -24,7 +24,7 @@ from ground.kafka_admin import create_topics
 from ground.settings import Settings
 from ground.topics import Topics
 from leadstream.testing.cluster import LocalCluster
-from streams.harness import WorkerProcess
+from leadstream.testing.harness import WorkerProcess
 from tests.chaos.load import ArrivalProducer
 from tests.chaos.pipeline import arrivals, assert_exact, record, settle, verify
 from tests.chaos.progress import RAW_TOPICS, Committed, wait_until

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from ground.settings import Settings
+from leadstream.testing.harness import WorkerProcess, delete_worker_topics
+from leadstream.testing.processes import collector_process
 from sinks.sink import SINK_TOPICS
-from streams.harness import WorkerProcess, delete_worker_topics
 from tests.chaos.load import BeaconLoad
 from tests.chaos.pipeline import assert_exact, record, settle, sink_group, verify
 from tests.chaos.progress import Committed, wait_until
@@ -30,7 +31,7 @@ from tests.chaos.results import Table
 from tests.chaos.scale import Scale
 from tests.chaos.sink_process import SinkProcess
 from tests.oracle.generator import Arrival
-from tests.support.capture import collector_process, read_all
+from tests.support.capture import read_all
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
 

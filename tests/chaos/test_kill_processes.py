@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from ground.settings import Settings
+from leadstream.testing.harness import WorkerProcess, delete_worker_topics
 from sinks.sink import SINK_TOPICS
-from streams.harness import WorkerProcess, delete_worker_topics
 from tests.chaos.load import ArrivalProducer
 from tests.chaos.pipeline import arrivals, assert_exact, record, settle, sink_group, verify
 from tests.chaos.progress import RAW_TOPICS, Committed

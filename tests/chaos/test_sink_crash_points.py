@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from ground.settings import Settings
+from leadstream.testing.harness import WorkerProcess, delete_worker_topics, produce
 from sinks.sink import SINK_TOPICS
-from streams.harness import WorkerProcess, delete_worker_topics, produce
 from tests.chaos.pipeline import arrivals, assert_exact, record, settle, sink_group, verify
 from tests.chaos.progress import Committed
 from tests.chaos.results import Table

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ground.settings import Settings
-from streams.harness import WorkerProcess, delete_worker_topics
+from leadstream.testing.harness import WorkerProcess, delete_worker_topics
 from tests.chaos.load import ArrivalProducer
 from tests.chaos.pipeline import arrivals, assert_exact, record, settle, verify
 from tests.chaos.progress import RAW_TOPICS, Committed

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -34,16 +33,6 @@ def produce(settings: Settings, items: Iterable[FeedItem], raw: Iterable[tuple[s
         producer.produce(topics.name(base), key=b"bad", value=payload)
     assert producer.flush(60) == 0
     return per_table
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 180.0) -> None:
-    """Poll a real condition until it holds, or fail saying what did not happen."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def reset_offsets(settings: Settings, group_id: str, bases: Iterable[str]) -> None:

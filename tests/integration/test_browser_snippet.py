@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from ground.settings import Settings
-from tests.support.capture import collector_process, read_all
+from leadstream.testing.processes import collector_process
+from tests.support.capture import read_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

@@ -12,9 +12,10 @@ import pytest
 
 from ground.errors import CaptureError
 from ground.settings import Settings
+from leadstream.testing.processes import settings_env
 from producers import DealPublisher, Rejected, TouchPublisher
 from producers.imports import import_csv
-from tests.support.capture import collector_env, count, read_all
+from tests.support.capture import count, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def test_import_100_touches_with_2_bad_rows_via_cli(topics: Settings, tmp_path: 
     """`leadstream import touches` publishes 98 touches and dead-letters rows 18 and 74 with reasons."""
     path = _write(tmp_path / "scans.csv", TOUCH_COLUMNS, _touch_rows())
     run = subprocess.run([LEADSTREAM, "import", "touches", str(path)],
-                         env=collector_env(topics), capture_output=True, text=True, timeout=300, check=False)
+                         env=settings_env(topics), capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 3, run.stderr  # 3: some rows were rejected (and dead-lettered)
     assert "98 of 100 rows published" in run.stderr
     touches = read_all(topics, "touches", at_least=98)
@@ -63,7 +64,7 @@ def test_import_100_touches_with_2_bad_rows_via_cli(topics: Settings, tmp_path: 
     assert "row 18" in dead[0].record["detail"] and b"yesterday-ish" in dead[0].record["payload"]
 
     tail = subprocess.run([LEADSTREAM, "dlq", "tail", "-n", "5"],
-                          env=collector_env(topics), capture_output=True, text=True, timeout=120, check=True)
+                          env=settings_env(topics), capture_output=True, text=True, timeout=120, check=True)
     assert "invalid_event_time" in tail.stdout and "scans.csv:18" in tail.stdout
     assert "missing_field" in tail.stdout and "scans.csv:74" in tail.stdout
 

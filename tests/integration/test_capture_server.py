@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from ground.settings import Settings
+from leadstream.testing.processes import collector_process, free_port, settings_env
+from leadstream.testing.waiting import wait_http
 from schemas import schema_info
-from tests.support.capture import collector_env, collector_process, read_all, wait_http
-from tests.support.processes import free_port
+from tests.support.capture import read_all
 from tests.unit.test_codec_properties import independent_crc64_avro
 
 pytestmark = pytest.mark.integration
@@ -61,7 +62,7 @@ def test_shutdown_flushes_everything(topics: Settings) -> None:
     """Events accepted right before SIGTERM are all on Kafka once the process has exited."""
     port = free_port()
     proc = subprocess.Popen([LEADSTREAM, "collector", "--port", str(port), "--log-level", "warning"],
-                            env=collector_env(topics))
+                            env=settings_env(topics))
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
         with httpx.Client() as client:

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from ground.settings import Settings
-from tests.support.processes import free_port, http_ok, leadstream_cmd, run_process, settings_env, wait_for
+from leadstream.testing.processes import free_port, leadstream_cmd, run_process, settings_env
+from leadstream.testing.waiting import http_ok, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -19,12 +19,12 @@ from confluent_kafka.admin import AdminClient
 
 from ground.kafka_admin import create_topics, delete_topics
 from ground.settings import Settings
-from streams.harness import WorkerProcess, delete_worker_topics, produce, wait_idle
+from leadstream.testing.harness import WorkerProcess, delete_worker_topics, produce, wait_idle
+from leadstream.testing.processes import leadstream_cmd, settings_env
 from streams.state_owner import MARKER, StateOwnerError, claim_state_dir
 from streams.worker import worker_datadir
 from tests.integration.test_stream_oracle import _compare, _compare_reports
 from tests.oracle.generator import generate
-from tests.support.processes import leadstream_cmd, settings_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -21,12 +21,13 @@ from typing import Any
 import pytest
 
 from ground.settings import Settings
+from leadstream.testing.waiting import wait_for
 from sinks.clickhouse import connect
 from sinks.report_params import MODELS, ReportParams
 from sinks.reports import run_report
 from sinks.service import SinkService
 from sinks.sink import SINK_TOPICS
-from tests.integration.sink_support import FeedItem, all_reports, produce, reset_offsets, same, wait_for
+from tests.integration.sink_support import FeedItem, all_reports, produce, reset_offsets, same
 from tests.oracle.batch import Batch
 from tests.oracle.generator import Dataset, generate
 from tests.oracle.reports import Reports, diff
@@ -160,7 +161,7 @@ def test_every_report_equals_the_oracle_and_a_replay_changes_nothing(topics: Set
     service = SinkService(settings, db, serve_api=False).start()
     try:
         wait_for(lambda: all(service.sink.stats.rows.get(t, 0) >= n for t, n in expected_rows.items()),
-                 f"the sink to acknowledge {dict(expected_rows)}", 300)
+                 300, f"the sink to acknowledge {dict(expected_rows)}")
     finally:
         service.stop()
 
@@ -204,7 +205,7 @@ def test_every_report_equals_the_oracle_and_a_replay_changes_nothing(topics: Set
     replay = SinkService(settings, db, serve_api=False).start()
     try:
         wait_for(lambda: all(replay.sink.stats.rows.get(t, 0) >= n for t, n in expected_rows.items()),
-                 "the replay to be acknowledged", 300)
+                 300, "the replay to be acknowledged")
     finally:
         replay.stop()
     after = all_reports(db)

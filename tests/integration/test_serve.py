@@ -22,7 +22,8 @@ import pytest
 
 from ground.settings import Settings
 from leadstream.commands.serve import status_file
-from tests.support.processes import free_port, run_process, settings_env, wait_for
+from leadstream.testing.processes import free_port, run_process, settings_env
+from leadstream.testing.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -105,7 +106,7 @@ def test_serve_restarts_worker_and_sink_killed_together(topics: Settings, tmp_pa
 
 def test_status_without_serve_says_so(settings: Settings) -> None:
     """`leadstream status` with no serve running exits 1 with a sentence, not a traceback."""
-    from tests.support.processes import leadstream_cmd
+    from leadstream.testing.processes import leadstream_cmd
 
     proc = subprocess.run(leadstream_cmd("status"), env=settings_env(settings), capture_output=True,
                           text=True, timeout=60, check=False)

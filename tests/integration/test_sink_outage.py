@@ -18,12 +18,13 @@ import pytest
 
 from ground.errors import SinkError
 from ground.settings import Settings
+from leadstream.testing.waiting import wait_for
 from sinks.clickhouse import Database, connect
 from sinks.report_params import ReportParams
 from sinks.reports import run_report
 from sinks.service import SinkService
 from tests.integration.sink_feed import Truth, enriched_feed, generate_world, ref_attribution, ref_sources
-from tests.integration.sink_support import compare, produce, wait_for
+from tests.integration.sink_support import compare, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -72,20 +73,20 @@ def test_thirty_second_outage_loses_nothing_and_doubles_nothing(topics: Settings
     service.start()
     try:
         first = produce(settings, feed[:half])
-        wait_for(lambda: sum(service.sink.stats.rows.values()) >= sum(first.values()), "the first half to land", 60)
+        wait_for(lambda: sum(service.sink.stats.rows.values()) >= sum(first.values()), 60, "the first half to land")
         db.down.set()
         started = time.monotonic()
         second = produce(settings, feed[half:])
-        wait_for(lambda: db.failures >= 1, "the sink to hit the outage")
+        wait_for(lambda: db.failures >= 1, 180, "the sink to hit the outage")
         # the outage itself is the scenario: the engine stays away for 30 seconds of wall time
-        wait_for(lambda: time.monotonic() - started >= OUTAGE_SECONDS, "the outage to last 30 s",
-                 OUTAGE_SECONDS + 30)
+        wait_for(lambda: time.monotonic() - started >= OUTAGE_SECONDS, OUTAGE_SECONDS + 30,
+                 "the outage to last 30 s")
         failures_during = db.failures
         paused_during = service.sink.stats.paused
         db.down.clear()
         total = first + second
         wait_for(lambda: all(service.sink.stats.rows.get(t, 0) >= n for t, n in total.items()),
-                 "every row to be acknowledged after the outage")
+                 180, "every row to be acknowledged after the outage")
     finally:
         service.stop()
     print(f"outage: {OUTAGE_SECONDS:.0f}s, {failures_during} failed inserts retried "

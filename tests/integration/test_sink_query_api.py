@@ -16,24 +16,18 @@ import pytest
 from typer.testing import CliRunner
 
 from ground.settings import Settings, get_settings
+from leadstream.testing.processes import free_port, settings_env
+from leadstream.testing.waiting import wait_for
 from sinks.clickhouse import connect
 from sinks.service import SinkService
 from tests.integration.sink_feed import one_contact, one_touch
-from tests.integration.sink_support import produce, wait_for
-from tests.support.processes import free_port
+from tests.integration.sink_support import produce
 
 pytestmark = [pytest.mark.integration]
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    return {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "CLICKHOUSE_URL": settings.clickhouse_url,
-        "LEADSTREAM_TOPIC_PREFIX": settings.topic_prefix,
-        "LEADSTREAM_CLICKHOUSE_DATABASE": settings.clickhouse_database,
-        "LEADSTREAM_QUERY_HOST": settings.query_host,
-        "LEADSTREAM_QUERY_PORT": str(settings.query_port),
-    }
+    return settings_env(settings)
 
 
 def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
@@ -56,7 +50,7 @@ def test_one_touch_reaches_sources_through_the_cli(topics: Settings) -> None:
     service = SinkService(settings, connect(settings), serve_api=True).start()
     try:
         wait_for(lambda: service.sink.stats.rows.get("touches", 0) >= 1
-                 and service.sink.stats.rows.get("contact_versions", 0) >= 1, "the sink to store the touch")
+                 and service.sink.stats.rows.get("contact_versions", 0) >= 1, 180, "the sink to store the touch")
         code, out, err = _cli(settings, "query", "sources", "--format", "json")
         assert code == 0, err
         rows = json.loads(out)

@@ -24,9 +24,10 @@ import httpx
 import pytest
 
 from ground.settings import Settings
+from leadstream.testing.processes import free_port, leadstream_cmd, settings_env
+from leadstream.testing.waiting import http_ok, wait_for
 from tests.integration.sink_feed import enriched_feed, generate_world
-from tests.integration.sink_support import produce, wait_for
-from tests.support.processes import free_port, http_ok, leadstream_cmd, settings_env
+from tests.integration.sink_support import produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -57,7 +58,7 @@ class SinkProcess:
             assert self.proc.poll() is None, f"the sink exited with {self.proc.returncode}:\n{self.text()[-3000:]}"
             return http_ok(f"{self.base}/healthz")()
 
-        wait_for(ready, f"the sink's query API ({self.log.name})", READY_SECONDS)
+        wait_for(ready, READY_SECONDS, f"the sink's query API ({self.log.name})")
 
     def kill(self) -> None:
         """SIGKILL, and nothing more: the caller decides whether to wait for the process to go."""
@@ -97,7 +98,7 @@ def _wait_stored(sink: SinkProcess, per_table: dict[str, int]) -> None:
         rows = httpx.get(f"{sink.base}/healthz", timeout=10).json()["sink"]["rows"]
         return all(rows.get(table, 0) >= n for table, n in per_table.items())
 
-    wait_for(all_stored, "the sink to store the feed", READY_SECONDS)
+    wait_for(all_stored, READY_SECONDS, "the sink to store the feed")
 
 
 def test_killed_sink_restarted_at_once_is_ready_with_its_data(topics: Settings, tmp_path: Path) -> None:
@@ -157,7 +158,7 @@ def test_live_sinks_engine_is_waited_for_then_refused(topics: Settings, tmp_path
 
         successor = SinkProcess(_env(topics, engine, free_port()), tmp_path / "successor.log")
         started.append(successor)
-        wait_for(lambda: LOCKED in successor.text(), "the successor to wait for the lock", READY_SECONDS)
+        wait_for(lambda: LOCKED in successor.text(), READY_SECONDS, "the successor to wait for the lock")
         assert successor.proc.poll() is None
         holder.kill()
         successor.wait_ready()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ground.settings import Settings
+from leadstream.testing.waiting import wait_for
 from schemas.codec import encode
 from sinks.clickhouse import connect
 from sinks.report_params import MODELS, ReportParams
@@ -31,7 +32,7 @@ from tests.integration.sink_feed import (
     ref_quarterly,
     ref_sources,
 )
-from tests.integration.sink_support import all_reports, compare, produce, reset_offsets, same, wait_for
+from tests.integration.sink_support import all_reports, compare, produce, reset_offsets, same
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,7 +59,7 @@ def test_reports_equal_plain_python_and_survive_replay(topics: Settings) -> None
     service = SinkService(settings, db, serve_api=False).start()
     try:
         wait_for(lambda: all(service.sink.stats.rows.get(t, 0) >= n for t, n in expected_rows.items()),
-                 f"the sink to acknowledge {dict(expected_rows)}")
+                 180, f"the sink to acknowledge {dict(expected_rows)}")
     finally:
         service.stop()
     assert service.sink.stats.rows == dict(expected_rows)
@@ -94,7 +95,7 @@ def test_reports_equal_plain_python_and_survive_replay(topics: Settings) -> None
     replay = SinkService(settings, db, serve_api=False).start()
     try:
         wait_for(lambda: all(replay.sink.stats.rows.get(t, 0) >= n for t, n in expected_rows.items()),
-                 "the replay to be acknowledged")
+                 180, "the replay to be acknowledged")
     finally:
         replay.stop()
     after = all_reports(db)
@@ -120,7 +121,7 @@ def test_undecodable_message_is_dead_lettered_and_ingestion_continues(topics: Se
     try:
         wait_for(lambda: service.sink.stats.rows.get("touches", 0) >= 1
                  and service.sink.stats.rows.get("dead_letters", 0) >= 2,
-                 "the good touch and both dead letters to be stored")
+                 180, "the good touch and both dead letters to be stored")
     finally:
         service.stop()
     consumer = Consumer(settings.kafka_consumer_config(f"{settings.app_id}-dlq-check"))
@@ -134,7 +135,7 @@ def test_undecodable_message_is_dead_lettered_and_ingestion_continues(topics: Se
         return len(reasons) >= 2
 
     try:
-        wait_for(collect, "two dead letters on the dead-letter topic", 60)
+        wait_for(collect, 60, "two dead letters on the dead-letter topic")
     finally:
         consumer.close()
     assert sorted(reasons) == ["undecodable", "unexpected_record"]

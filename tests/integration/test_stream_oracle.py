@@ -18,12 +18,20 @@ from typing import Any
 import pytest
 
 from ground.settings import Settings
+from leadstream.testing.harness import (
+    WorkerProcess,
+    delete_worker_topics,
+    end_offsets,
+    group_lag,
+    produce,
+    read_latest,
+    wait_idle,
+)
 from sinks.clickhouse import connect
 from sinks.report_params import MODELS, ReportParams
 from sinks.reports import run_report
 from sinks.service import SinkService
 from sinks.sink import SINK_TOPICS
-from streams.harness import WorkerProcess, delete_worker_topics, end_offsets, group_lag, produce, read_latest, wait_idle
 from streams.taxonomy import load_taxonomy
 from tests.oracle import batch as oracle
 from tests.oracle.generator import Arrival, arrival_stats, generate

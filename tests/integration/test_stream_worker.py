@@ -16,8 +16,8 @@ from confluent_kafka import Producer
 
 from ground.settings import Settings
 from ground.topics import Topics
+from leadstream.testing.harness import WorkerProcess, delete_worker_topics, read_latest, wait_idle
 from schemas.codec import encode
-from streams.harness import WorkerProcess, delete_worker_topics, read_latest, wait_idle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

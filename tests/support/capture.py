@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +17,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from ground.settings import Settings
 from ground.topics import Topics
 from schemas import decode
-from tests.support.processes import free_port
+
+__all__ = ["Consumed", "all_topic_counts", "count", "end_offsets", "read_all"]
 
 
 @dataclass(frozen=True)
@@ -98,62 +97,3 @@ def read_all(settings: Settings, base: str, *, at_least: int = 0, timeout: float
         consumer.close()
     assert not wanted, f"could not read {topic} up to its end offsets within {timeout}s"
     return out
-
-
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    """Poll ``url`` until it answers 200 (a started server), with a deadline."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.1)  # readiness poll of a real condition, bounded by the deadline
-    raise TimeoutError(f"{url} did not answer within {timeout}s ({last})")
-
-
-def collector_env(settings: Settings) -> dict[str, str]:
-    """Environment for a ``leadstream collector`` subprocess using the test's settings."""
-    import os
-
-    env = dict(os.environ)
-    env.update({
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "LEADSTREAM_TOPIC_PREFIX": settings.topic_prefix,
-        "LEADSTREAM_APP_ID": settings.app_id,
-        "LEADSTREAM_DATA_DIR": str(settings.data_dir),
-        "LEADSTREAM_WEBHOOK_SECRET": settings.webhook_secret.get_secret_value() if settings.webhook_secret else "",
-    })
-    return env
-
-
-@contextmanager
-def collector_process(settings: Settings, *extra_env: tuple[str, str], workers: int = 1) -> Iterator[str]:
-    """A real `leadstream collector` process on a free port; yields its base URL; SIGTERM on exit."""
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    port = free_port()
-    env = collector_env(settings)
-    env.update(dict(extra_env))
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "leadstream"), "collector", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning", "--workers", str(workers)], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/healthz")
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            # uvicorn re-raises the signal after its graceful shutdown (lifespan included).
-            assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()

@@ -1,18 +1,18 @@
-"""Driving and observing stream workers from outside: for tests, benchmarks and operators.
+"""Driving and observing stream workers from outside, for tests and benchmarks.
 
-Nothing here runs inside a worker. It starts ``leadstream worker`` processes with a
-given environment, produces raw events the way the producers do (confluent-kafka,
-murmur2 partitioner, Avro single-object encoding), measures the worker group's lag,
-waits until the workers are idle (lag 0 on every input topic and no new output for a
-quiet period), and reads an output topic's latest record per key.
+Used by the stream integration tests (tests/integration/test_stream_*.py) and by
+bench/stream.py and bench/query.py, which need real worker processes and exact offsets
+rather than the product's own supervisor. Nothing here runs inside a worker. It starts
+``leadstream worker`` processes with a given environment, produces raw events the way the
+producers do (confluent-kafka, murmur2 partitioner, Avro single-object encoding), measures
+the worker group's lag, waits until the workers are idle (lag 0 on every input topic and no
+new output for a quiet period), and reads an output topic's latest record per key.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +22,10 @@ from typing import IO, Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from ground.errors import LeadstreamError
 from ground.settings import Settings
 from ground.topics import TOPIC_RECORDS, Topics
+from leadstream.testing.processes import leadstream_cmd, settings_env
 from schemas.codec import decode, encode
 
 __all__ = [
@@ -37,28 +39,11 @@ __all__ = [
     "produce",
     "read_latest",
     "wait_idle",
-    "worker_env",
 ]
 
 #: Topics the worker group consumes (raw and internal repartition topics).
 INPUT_TOPICS = ("touches", "identities", "contacts", "deals", "contact-events", "deal-events")
 OUTPUT_TOPICS = ("enriched-touches", "enriched-contacts", "identity-map", "enriched-deals", "dead-letter")
-
-
-def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
-    """The environment of a worker process for ``settings`` with its own data directory."""
-    env = dict(os.environ)
-    env.update({
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "LEADSTREAM_TOPIC_PREFIX": settings.topic_prefix,
-        "LEADSTREAM_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "LEADSTREAM_APP_ID": settings.app_id,
-        "LEADSTREAM_DATA_DIR": str(data_dir),
-        "LEADSTREAM_ENGAGEMENT_HALF_LIFE_DAYS": str(settings.engagement_half_life_days),
-    })
-    if settings.taxonomy_path is not None:
-        env["LEADSTREAM_TAXONOMY"] = str(settings.taxonomy_path)
-    return env
 
 
 @dataclass
@@ -83,12 +68,11 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        exe = Path(sys.executable).with_name("leadstream")
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "leadstream.cli"]
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [*cmd, "worker", "--id", self.worker_id, "--no-create-topics", "--loglevel", "warning"],
-            env=worker_env(self.settings, self.data_dir), stdout=self._log, stderr=subprocess.STDOUT,
+            leadstream_cmd("worker", "--id", self.worker_id, "--no-create-topics", "--loglevel", "warning"),
+            env=settings_env(self.settings, LEADSTREAM_DATA_DIR=str(self.data_dir)), stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         return self
 
@@ -97,9 +81,9 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while not self.ready_file.exists():
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}; log: {self.log_tail()}")
+                raise LeadstreamError(f"worker exited with {self.proc.returncode}; log: {self.log_tail()}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"worker not ready after {timeout}s; log: {self.log_tail()}")
+                raise LeadstreamError(f"worker not ready after {timeout}s; log: {self.log_tail()}")
             time.sleep(0.2)  # polling the READY file
 
     def alive(self) -> bool:
@@ -170,7 +154,7 @@ def produce(settings: Settings, arrivals: Iterable[tuple[str, str, Mapping[str, 
             producer.poll(0)
     remaining = producer.flush(60)
     if remaining:
-        raise RuntimeError(f"{remaining} messages not delivered")
+        raise LeadstreamError(f"{remaining} messages not delivered")
     return count
 
 
@@ -241,7 +225,7 @@ def wait_idle(settings: Settings, timeout: float = 600.0, quiet: float = 5.0,
         while time.monotonic() < deadline:
             for w in workers:
                 if not w.alive():
-                    raise RuntimeError(f"worker {w.worker_id} died; log: {w.log_tail()}")
+                    raise LeadstreamError(f"worker {w.worker_id} died; log: {w.log_tail()}")
             out = [outputs.consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
                    for tp in outputs.partitions]
             now = time.monotonic()
@@ -250,7 +234,7 @@ def wait_idle(settings: Settings, timeout: float = 600.0, quiet: float = 5.0,
             elif stable_since is not None and now - stable_since >= quiet and inputs.lag() == 0:
                 return now - start
             time.sleep(0.5)  # poll interval of the idle condition
-        raise TimeoutError(f"workers not idle after {timeout}s (lag {inputs.lag()})")
+        raise LeadstreamError(f"workers not idle after {timeout}s (lag {inputs.lag()})")
     finally:
         inputs.close()
         outputs.close()
@@ -284,7 +268,7 @@ def read_latest(settings: Settings, base: str, version_field: str,
                 if tp in todo and int(msg.offset() or 0) + 1 >= todo[tp]:
                     del todo[tp]
         if todo:
-            raise TimeoutError(f"could not read {name} to its end: {todo}")
+            raise LeadstreamError(f"could not read {name} to its end: {todo}")
     finally:
         consumer.close()
     return latest
