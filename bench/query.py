@@ -43,7 +43,7 @@ from ground.kafka_admin import create_topics, delete_topics
 from ground.settings import Settings
 from ground.topics import Topics
 from leadstream.stack import Stack, http_ready, settings_env, wait_until
-from producers.collector.app import sign
+from producers.collector.signing import sign
 from schemas.codec import encode
 from sinks.clickhouse import Database, connect
 from sinks.migrate import apply_migrations

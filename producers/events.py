@@ -24,7 +24,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from ground.errors import CaptureError
 from ground.vocabulary import CLICK_IDS, UTM_FIELDS, now_ms
 from producers.privacy import contact_id_from_email, email_sha256, is_bot, redact_emails
-from schemas.dead_letter import dead_letter
 from schemas.vocabulary import TOUCH_TYPES
 
 __all__ = [
@@ -34,7 +33,6 @@ __all__ = [
     "PIXEL_PARAMS",
     "Rejected",
     "contact_change_record",
-    "dead_letter_record",
     "deal_change_record",
     "identify_record",
     "parse_event_time",
@@ -508,27 +506,3 @@ def deal_change_record(
         "source_system": _text(fields, "source_system", MAX_TEXT),
         "version": version or 0,
     }
-
-
-#: Dead letters keep at most this many bytes of the rejected input.
-
-
-def dead_letter_record(
-    *,
-    stage: str,
-    reason: str,
-    origin: str,
-    payload: bytes,
-    detail: str | None = None,
-    origin_topic: str | None = None,
-    origin_partition: int | None = None,
-    origin_offset: int | None = None,
-) -> Record:
-    """A DeadLetter: the reason, where the input came from and its raw bytes (bounded).
-
-    Emails in the payload are redacted like everywhere else: a rejected identify must
-    not leak the plain address it carried into the dead-letter topic.
-    """
-    payload = redact_emails(payload.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-    return dead_letter(stage=stage, reason=reason, origin=origin, payload=payload, detail=detail,
-                       origin_topic=origin_topic, origin_partition=origin_partition, origin_offset=origin_offset)

@@ -11,11 +11,11 @@ __all__ = ["serve"]
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None, *,
-          log_level: str = "info", baseline_route: bool = False) -> None:
+          log_level: str = "info") -> None:
     """Run the collector until SIGINT/SIGTERM; the app's lifespan flushes the producer."""
     import uvicorn
 
-    app = create_app(settings, baseline_route=baseline_route)
+    app = create_app(settings)
     uvicorn.run(
         app,
         host=host or settings.collector_host,
