@@ -265,6 +265,31 @@ def _email(fields: Mapping[str, Any]) -> str | None:
         raise Rejected("invalid_email", "email is not an email address") from exc
 
 
+def _unknown_columns(fields: Mapping[str, Any], known: set[str]) -> dict[str, str]:
+    """The non-empty text columns of a CSV row that are no field of its record (emails redacted)."""
+    return {key: redact_emails(value)[:MAX_TEXT] for key, value in fields.items()
+            if key not in known and _present(value) and isinstance(value, str)}
+
+
+def _envelope(fields: Mapping[str, Any], received_at: int, *, deterministic: str | None,
+              require_event_time: bool) -> Record:
+    """The fields every record starts with: event id, event time and receive time."""
+    return {
+        "event_id": _event_id(fields, deterministic=deterministic),
+        "event_time": _event_time(fields, received_at, required=require_event_time),
+        "received_at": received_at,
+    }
+
+
+def _contact_id(fields: Mapping[str, Any], contact_id: str | None, email_hash: str | None) -> str:
+    """The given contact_id, else the one derived from the email."""
+    if contact_id is not None:
+        return contact_id
+    if email_hash is None:
+        raise Rejected("missing_field", "contact_id or email is required")
+    return contact_id_from_email(str(fields["email"]))
+
+
 # ---- records ---------------------------------------------------------------------------
 def pixel_fields(params: Mapping[str, str]) -> dict[str, Any]:
     """Map the pixel's short query parameters to the JSON field names.
@@ -319,9 +344,8 @@ def touch_record(
     if ua is not None:
         ua = ua[:MAX_TEXT]
     record: Record = {
-        "event_id": _event_id(fields, deterministic="touch" if deterministic_id else None),
-        "event_time": _event_time(fields, received_at, required=require_event_time),
-        "received_at": received_at,
+        **_envelope(fields, received_at, deterministic="touch" if deterministic_id else None,
+                    require_event_time=require_event_time),
         "anonymous_id": anonymous_id,
         "contact_id": contact_id,
         "touch_type": touch_type,
@@ -343,10 +367,7 @@ def touch_record(
         found = explicit if explicit is not None else query.get(name)
         record[name] = redact_emails(found)[:MAX_TEXT] if found else None
     if extra_properties:
-        known = {*TOUCH_FIELDS, *UTM_FIELDS, *CLICK_IDS}
-        for key, value in fields.items():
-            if key not in known and _present(value) and isinstance(value, str):
-                record["properties"][key] = redact_emails(value)[:MAX_TEXT]
+        record["properties"].update(_unknown_columns(fields, {*TOUCH_FIELDS, *UTM_FIELDS, *CLICK_IDS}))
     return record
 
 
@@ -364,23 +385,17 @@ def identify_record(
 ) -> Record:
     """An Identify: anonymous id -> contact id (given, or derived from the email hash)."""
     anonymous_id = _text(fields, "anonymous_id", MAX_ID, required=True)
-    contact_id = _text(fields, "contact_id", MAX_ID)
+    given = _text(fields, "contact_id", MAX_ID)
     email_hash = _email(fields)
-    if contact_id is None:
-        if email_hash is None:
-            raise Rejected("missing_field", "contact_id or email is required")
-        contact_id = contact_id_from_email(str(fields["email"]))
+    contact_id = _contact_id(fields, given, email_hash)
     traits = _string_map(fields, "traits")
     if extra_traits:
         known = {"event_id", "event_time", "anonymous_id", "contact_id", "email", "source", "source_system",
                  "traits"}
-        for key, value in fields.items():
-            if key not in known and _present(value) and isinstance(value, str):
-                traits[key] = redact_emails(value)[:MAX_TEXT]
+        traits.update(_unknown_columns(fields, known))
     return {
-        "event_id": _event_id(fields, deterministic="identify" if deterministic_id else None),
-        "event_time": _event_time(fields, received_at, required=require_event_time),
-        "received_at": received_at,
+        **_envelope(fields, received_at, deterministic="identify" if deterministic_id else None,
+                    require_event_time=require_event_time),
         "anonymous_id": anonymous_id,
         "contact_id": contact_id,
         "email_sha256": email_hash,
@@ -399,11 +414,7 @@ def contact_change_record(
     """A ContactChange (created, updated, merge) from a webhook, import or the API."""
     change = _enum(fields, "change", CONTACT_CHANGES, required=True)
     email_hash = _email(fields)
-    contact_id = _text(fields, "contact_id", MAX_ID)
-    if contact_id is None:
-        if email_hash is None:
-            raise Rejected("missing_field", "contact_id or email is required")
-        contact_id = contact_id_from_email(str(fields["email"]))
+    contact_id = _contact_id(fields, _text(fields, "contact_id", MAX_ID), email_hash)
     merged_into = _text(fields, "merged_into", MAX_ID)
     if change == "merge" and merged_into is None:
         raise Rejected("missing_field", "merged_into is required for a merge")
@@ -413,13 +424,9 @@ def contact_change_record(
     if extra_properties:
         known = {"event_id", "event_time", "contact_id", "change", "contact_source", "owner",
                  "lifecycle_stage", "merged_into", "email", "source_system", "properties"}
-        for key, value in fields.items():
-            if key not in known and _present(value) and isinstance(value, str):
-                properties[key] = redact_emails(value)[:MAX_TEXT]
+        properties.update(_unknown_columns(fields, known))
     return {
-        "event_id": _event_id(fields, deterministic="contact"),
-        "event_time": _event_time(fields, received_at, required=require_event_time),
-        "received_at": received_at,
+        **_envelope(fields, received_at, deterministic="contact", require_event_time=require_event_time),
         "contact_id": contact_id,
         "change": change,
         "contact_source": _text(fields, "contact_source", MAX_TEXT),
@@ -490,9 +497,7 @@ def deal_change_record(
     if version is not None and version < 0:
         raise Rejected("invalid_field", "version must be >= 0")
     return {
-        "event_id": _event_id(fields, deterministic="deal"),
-        "event_time": _event_time(fields, received_at, required=require_event_time),
-        "received_at": received_at,
+        **_envelope(fields, received_at, deterministic="deal", require_event_time=require_event_time),
         "deal_id": _text(fields, "deal_id", MAX_ID, required=True),
         "change": _enum(fields, "change", DEAL_CHANGES, required=True),
         "stage": _text(fields, "stage", MAX_TEXT),
