@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from ground.settings import Settings
+from leadstream.testing.waiting import wait_for
 from sinks.clickhouse import Database, connect
-from sinks.reports import ReportParams, run_report
+from sinks.report_params import ReportParams
+from sinks.reports import run_report
 from sinks.service import SinkService
 from sinks.sink import Sink
 from tests.integration.sink_feed import Truth, enriched_feed, generate_world, ref_sources
-from tests.integration.sink_support import compare, produce, wait_for
+from tests.integration.sink_support import compare, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,7 +50,7 @@ def test_lost_view_deltas_are_corrected_before_consuming(topics: Settings) -> No
     d = settings.clickhouse_database
     service = SinkService(settings, db, serve_api=False).start()
     try:
-        wait_for(lambda: all(service.sink.stats.rows.get(t, 0) >= n for t, n in rows.items()), "the feed to land")
+        wait_for(lambda: all(service.sink.stats.rows.get(t, 0) >= n for t, n in rows.items()), 180, "the feed to land")
     finally:
         service.stop()
     before = run_report(db, "sources", ReportParams())
