@@ -72,50 +72,34 @@ def message_key(topic: str, record: Mapping[str, Any]) -> str:
     return str(next((record[f] for f in fields if record.get(f)), record.get(fields[-1])))
 
 
+class _TopicName:
+    """A prefixed topic name read as an attribute: ``Topics("t1-").touches == "t1-touches"``."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def __get__(self, topics: Topics, owner: type | None = None) -> str:
+        return topics.name(self.base)
+
+
 @dataclass(frozen=True)
 class Topics:
     """Prefixed topic names. ``Topics("t1-").touches == "t1-touches"``."""
 
     prefix: str = ""
 
+    touches = _TopicName("touches")
+    identities = _TopicName("identities")
+    contacts = _TopicName("contacts")
+    deals = _TopicName("deals")
+    dead_letter = _TopicName(DEAD_LETTER)
+    enriched_touches = _TopicName("enriched-touches")
+    enriched_contacts = _TopicName("enriched-contacts")
+    identity_map = _TopicName("identity-map")
+    enriched_deals = _TopicName("enriched-deals")
+
     def name(self, base: str) -> str:
         return f"{self.prefix}{base}"
-
-    @property
-    def touches(self) -> str:
-        return self.name("touches")
-
-    @property
-    def identities(self) -> str:
-        return self.name("identities")
-
-    @property
-    def contacts(self) -> str:
-        return self.name("contacts")
-
-    @property
-    def deals(self) -> str:
-        return self.name("deals")
-
-    @property
-    def dead_letter(self) -> str:
-        return self.name(DEAD_LETTER)
-
-    @property
-    def enriched_touches(self) -> str:
-        return self.name("enriched-touches")
-
-    @property
-    def enriched_contacts(self) -> str:
-        return self.name("enriched-contacts")
-
-    @property
-    def identity_map(self) -> str:
-        return self.name("identity-map")
-
-    @property
-    def enriched_deals(self) -> str:
-        return self.name("enriched-deals")
 
     def all(self) -> list[str]:
         """Every topic leadstream creates up front (internal ones included)."""

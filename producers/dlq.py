@@ -1,6 +1,6 @@
 """Reading the dead-letter topic back: ``leadstream dlq tail``.
 
-Dead letters are data (ARCHITECTURE principle 6): each one keeps the reason, the
+Dead letters are data (docs/architecture.md, "Decisions"): each one keeps the reason, the
 stage and origin it came from, and the raw input. ``latest`` reads the newest records
 of every partition without joining a consumer group (nothing is committed), and
 ``follow`` keeps printing new ones.

@@ -7,13 +7,5 @@ project but ``ground``.
 from schemas.codec import Codec, SchemaInfo, crc64_avro, decode, encode, get_codec, schema_info
 from schemas.vocabulary import TOUCH_TYPES
 
-__all__ = [
-    "TOUCH_TYPES",
-    "Codec",
-    "SchemaInfo",
-    "crc64_avro",
-    "decode",
-    "encode",
-    "get_codec",
-    "schema_info",
-]
+__all__ = ["TOUCH_TYPES", "Codec", "SchemaInfo", "crc64_avro", "decode", "encode", "get_codec",
+           "schema_info"]

@@ -1,16 +1,21 @@
 """Pure state logic of the stream worker: no Kafka, no Faust, only dicts in and out.
 
-Where it sits: the agents in ``streams/app.py`` decode events, call the functions
-here to fold them into the per-key state kept in Faust tables, and publish what these
-functions return. Keeping it pure makes the rules unit-testable and keeps the agents
-thin.
+Where it sits: the stages (streams/identity_stage.py, contact_stage.py,
+deal_stage.py) decode events, call the functions here to fold them into the per-key
+state kept in Faust tables, and publish what these functions return. Keeping it pure
+makes the rules unit-testable and keeps the stages thin.
 
 Every state here is a join-semilattice: each fold is a ``min`` (first touch, contact
 creation time, contact source), a ``max`` (latest owner / lifecycle stage, latest deal
 version) or a set union (anonymous ids, merged ids, outbound touches, deals). Folding
 the same event twice, or two events in either order, gives the same state, which is
 what makes at-least-once delivery, duplicates, out-of-order arrival and merges safe
-(ARCHITECTURE principle 2).
+(docs/architecture.md, "Decisions").
+
+The module is longer than most (past 400 lines) because the three states share their
+lattice helpers (earliest/latest refs, engagement) and obey one set of laws, tested
+together (tests/unit/streams); split per state, the helpers would become a public API
+of their own with no second reader.
 
 States are plain JSON-able dicts because they are the values of Faust tables (and so
 of their changelog topics).
@@ -26,27 +31,39 @@ from typing import Any
 from ground.vocabulary import OUTBOUND_TYPES
 
 __all__ = [
+    "State",
+    "TouchRef",
+    "anon_link",
+    "anon_touch",
+    "change_reason",
+    "contact_change",
+    "contact_identified",
+    "contact_touch",
     "contact_view",
+    "deal_change",
+    "deal_order",
     "deal_view",
     "eng_add",
     "eng_combine",
     "eng_new",
+    "lead_method",
     "merge_contact",
     "new_anon",
     "new_contact",
     "new_deal",
     "next_version",
+    "portable",
     "stamp_merge",
+    "stamp_of",
     "touch_key",
 ]
 
-#: Touch types that are the company reaching out (DECISIONS: lead method).
 #: How many recent direct touch ids a contact remembers to drop duplicates cheaply.
 RECENT_IDS = 64
 MS_PER_DAY = 86_400_000
 
 State = dict[str, Any]
-TouchRef = dict[str, Any]  # {id, t, type, ch, src, det}
+TouchRef = dict[str, Any]  # {id, t, type, ch, src, det}: see streams/messages.TouchRef
 
 
 def touch_key(ref: Mapping[str, Any]) -> tuple[int, str]:
@@ -356,7 +373,7 @@ def new_deal(deal_id: str) -> State:
 
 
 def deal_order(change: Mapping[str, Any]) -> tuple[int, int, str]:
-    """DECISIONS: latest = max (version, event_time), event_id breaks ties."""
+    """The latest deal version is the max of (version, event_time); event_id breaks ties."""
     return (int(change.get("version") or 0), int(change["event_time"]), str(change["event_id"]))
 
 

@@ -562,6 +562,18 @@ def touch_type_names() -> frozenset[str]:
     raise TaxonomyError("the Touch schema has no touch_type field")  # pragma: no cover - schema invariant
 
 
+def _claim(problems: list[str], owners: dict[str, str], key: str, owner: str, *, invalid: str | None,
+           clash: str, show: Callable[[str], str] = repr) -> None:
+    """Record that ``key`` names ``owner``: a problem when it is invalid or names another already.
+
+    ``clash`` is the problem's text up to the other owner, which ``show`` renders.
+    """
+    if invalid is not None:
+        problems.append(invalid)
+    elif owners.setdefault(key, owner) != owner:
+        problems.append(clash + show(owners[key]))
+
+
 def _check(spec: _TaxonomyFile) -> list[str]:
     """Everything wrong with a well-typed file, as 'where: what' lines (empty when fine)."""
     problems: list[str] = []
@@ -602,22 +614,21 @@ def _check(spec: _TaxonomyFile) -> list[str]:
             problems.append(f"{where}.category: {src.category!r} is not in categories")
         for alias in (name, *src.aliases):
             key = _compact(alias)
-            if not key:
-                problems.append(f"{where}.aliases: {alias!r} is empty once normalised")
-            elif aliases.setdefault(key, name) != name:
-                problems.append(f"{where}.aliases: {alias!r} already means source {aliases[key]!r}")
+            _claim(problems, aliases, key, name,
+                   invalid=None if key else f"{where}.aliases: {alias!r} is empty once normalised",
+                   clash=f"{where}.aliases: {alias!r} already means source ")
         for host in src.hosts:
             key = _host_key(host)
-            if not _HOST_SPEC.match(key):
-                problems.append(f"{where}.hosts: {host!r} is not a host name (no scheme, path or port)")
-            elif hosts.setdefault(key, name) != name:
-                problems.append(f"{where}.hosts: {host!r} already belongs to source {hosts[key]!r}")
+            _claim(problems, hosts, key, name,
+                   invalid=None if _HOST_SPEC.match(key)
+                   else f"{where}.hosts: {host!r} is not a host name (no scheme, path or port)",
+                   clash=f"{where}.hosts: {host!r} already belongs to source ")
         for brand in src.brands:
             key = brand.strip().lower()
-            if not key or "." in key:
-                problems.append(f"{where}.brands: {brand!r} must be one name without dots (e.g. google)")
-            elif brands.setdefault(key, name) != name:
-                problems.append(f"{where}.brands: {brand!r} already belongs to source {brands[key]!r}")
+            _claim(problems, brands, key, name,
+                   invalid=f"{where}.brands: {brand!r} must be one name without dots (e.g. google)"
+                   if not key or "." in key else None,
+                   clash=f"{where}.brands: {brand!r} already belongs to source ")
         for prefix in src.host_prefixes:
             if not prefix.strip():
                 problems.append(f"{where}.host_prefixes: empty prefix")
@@ -634,10 +645,9 @@ def _check(spec: _TaxonomyFile) -> list[str]:
             need_channel(f"{where}.by_category.{category}", channel)
         for value in group.values:
             key = _compact(value)
-            if not key:
-                problems.append(f"{where}.values: {value!r} is empty once normalised")
-            elif medium_values.setdefault(key, group_name) != group_name:
-                problems.append(f"{where}.values: {value!r} is already in mediums.{medium_values[key]}")
+            _claim(problems, medium_values, key, group_name,
+                   invalid=None if key else f"{where}.values: {value!r} is empty once normalised",
+                   clash=f"{where}.values: {value!r} is already in ", show=lambda group: f"mediums.{group}")
     for value in spec.missing_medium:
         key = _compact(value)
         if key in medium_values:

@@ -2,7 +2,7 @@
 
 It starts the local broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` names a remote one), the
 sink, a stream worker and the collector as child processes, posts the demo dataset of
-``leadstream.synthetic`` to the collector over HTTP (beacons, identifies, signed contact
+``leadstream.testing.synthetic`` to the collector over HTTP (beacons, identifies, signed contact
 and deal webhooks), waits until the sources report has seen every deal, prints it next
 to the win rates the generator was given, and stops what it started.
 """
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
 
 
 def run_demo(settings: Settings, *, seed: int, contacts: int, reset: bool, timeout: float) -> None:
-    from leadstream.synthetic import DEMO_CHANNELS, DEMO_SIZES, generate
+    from leadstream.testing.synthetic import DEMO_CHANNELS, DEMO_SIZES, generate
 
     _start_broker(settings)
     _prepare_state(settings, reset=reset)

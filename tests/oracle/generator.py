@@ -1,7 +1,7 @@
-"""The oracle tests' dataset generator; it ships with the product as ``leadstream.synthetic``
+"""The oracle tests' dataset generator; it ships with the product as ``leadstream.testing.synthetic``
 because ``leadstream demo`` streams the same kind of dataset."""
 
-from leadstream.synthetic import (
+from leadstream.testing.synthetic import (
     CONTACT_SOURCES,
     DAY_MS,
     DEMO_CHANNELS,

@@ -1,11 +1,11 @@
-"""The corrected commit-offset rule of streams/faust_fixes.py, on a stand-in consumer."""
+"""The corrected commit-offset rule of streams/delivery.py, on a stand-in consumer."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
-from streams import faust_fixes
+from streams import delivery
 
 
 class FakeConsumer:
@@ -20,7 +20,7 @@ class FakeConsumer:
 
 
 def _new_offset(consumer: Any) -> int | None:
-    return faust_fixes._new_offset(consumer, "tp")
+    return delivery._new_offset(consumer, "tp")
 
 
 def test_commits_the_run_that_starts_at_the_committed_offset() -> None:
@@ -53,17 +53,17 @@ def test_a_log_starting_later_is_accepted_after_some_seeks(monkeypatch: Any) -> 
     import asyncio
 
     consumer = FakeConsumer(None, [5, 6, 7])
-    monkeypatch.setattr(faust_fixes, "HOLE_RESEEK_SECONDS", 0.0)
+    monkeypatch.setattr(delivery, "HOLE_RESEEK_SECONDS", 0.0)
 
     async def run() -> int | None:
         result = None
-        for _ in range(faust_fixes.FRESH_RESEEKS + 1):
+        for _ in range(delivery.FRESH_RESEEKS + 1):
             result = _new_offset(consumer)
             await asyncio.sleep(0)
         return result
 
     assert asyncio.run(run()) == 8
-    assert consumer.seeks == faust_fixes.FRESH_RESEEKS
+    assert consumer.seeks == delivery.FRESH_RESEEKS
 
 
 def test_a_persisting_hole_seeks_back(monkeypatch: Any) -> None:
@@ -71,7 +71,7 @@ def test_a_persisting_hole_seeks_back(monkeypatch: Any) -> None:
     import asyncio
 
     consumer = FakeConsumer(10, [11])
-    monkeypatch.setattr(faust_fixes, "HOLE_RESEEK_SECONDS", 0.0)
+    monkeypatch.setattr(delivery, "HOLE_RESEEK_SECONDS", 0.0)
 
     async def run() -> None:
         assert _new_offset(consumer) is None

@@ -18,6 +18,10 @@ What it simulates (see docs/demo-dataset.md):
   open, some lost then reopened, some whose primary contact is later merged away;
 - visitors who are never identified.
 
+The module passes 400 lines on purpose: the generator is one seeded sequence of draws,
+and every dataset the tests and the demo know depends on their exact order; split over
+several files, a change in one would silently reorder the draws of the others.
+
 Only the standard library's ``random`` is used, seeded, so a seed always yields the same
 events. ``Dataset.arrival`` turns the events into a shuffled arrival order with
 out-of-order and duplicated events, keyed as the partitioning plan (``ground.topics.MESSAGE_KEYS``) says.
