@@ -4,7 +4,8 @@ Starts ``leadstream collector``'s app (uvicorn, one process) on a free port agai
 fresh, prefixed topics on the configured broker, then drives it with a small asyncio
 HTTP/1.1 keep-alive load generator in this process, measuring in the same run:
 
-1. baseline: the same server answering the constant GIF without any work (``/baseline.gif``);
+1. baseline: a trivial starlette app, served by uvicorn with the same options in its own
+   process, answering the constant GIF without any work;
 2. pixel:    ``GET /p.gif`` hits, each parsed, validated, Avro-encoded and produced;
 3. beacon:   ``POST /collect`` with 50 events per request (events/s);
 
@@ -130,7 +131,7 @@ def _wait_ready(port: int, timeout: float = 60.0) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)  # readiness poll, bounded
-    raise TimeoutError("collector did not start")
+    raise TimeoutError(f"the server on port {port} did not start")
 
 
 def _free_port() -> int:
@@ -155,14 +156,41 @@ def _count(settings: Settings, base: str) -> int:
 
 
 def _serve(port: int) -> None:
-    """Child process: the collector app with the baseline route, on ``port``."""
+    """Child process: the collector app on ``port``."""
     from ground.settings import get_settings
     from producers.collector.server import serve
 
-    serve(get_settings(), "127.0.0.1", port, log_level="warning", baseline_route=True)
+    serve(get_settings(), "127.0.0.1", port, log_level="warning")
 
 
-async def _run(port: int, seconds: float, connections: int, max_requests: int, rounds: int) -> list[Phase]:
+def _serve_baseline(port: int) -> None:
+    """Child process: the reference point, the constant GIF with no work, served like the collector."""
+    import importlib.util
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from producers.collector.http import gif_response
+
+    async def baseline(request: Request) -> Response:
+        return gif_response()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(routes=[Route("/baseline.gif", baseline, methods=["GET"]),
+                            Route("/healthz", healthz, methods=["GET"])])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+                http="httptools" if importlib.util.find_spec("httptools") else "h11",
+                server_header=False, proxy_headers=True)
+
+
+async def _run(port: int, baseline_port: int, *, seconds: float, connections: int, max_requests: int,
+               rounds: int) -> list[Phase]:
     try:
         import uvloop
 
@@ -181,15 +209,15 @@ async def _run(port: int, seconds: float, connections: int, max_requests: int, r
              "referrer": "https://mail.example.com/"} for i in range(BEACON_EVENTS)]}
         beacon.append(_post("/collect", json.dumps(body).encode()))
     # Warm up every path once (imports, connections, producer metadata) before measuring.
-    for requests in (baseline, pixel, beacon):
-        await _drive(port, requests, seconds=0.5, connections=4, max_requests=200, name="warmup",
+    for target, requests in ((baseline_port, baseline), (port, pixel), (port, beacon)):
+        await _drive(target, requests, seconds=0.5, connections=4, max_requests=200, name="warmup",
                      events_per_request=1)
     # The phases alternate for ``rounds`` rounds and are summed per phase, so that load
     # from other processes on a shared machine drifts over all three alike.
     totals: dict[str, Phase] = {}
     for _ in range(rounds):
         for phase in (
-            await _drive(port, baseline, seconds=seconds, connections=connections, max_requests=max_requests,
+            await _drive(baseline_port, baseline, seconds=seconds, connections=connections, max_requests=max_requests,
                          name="baseline (constant GIF)", events_per_request=1),
             await _drive(port, pixel, seconds=seconds, connections=connections, max_requests=max_requests,
                          name="pixel GET /p.gif", events_per_request=1),
@@ -212,23 +240,32 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="concurrent keep-alive connections")
     parser.add_argument("--max-requests", type=int, default=200_000, help="upper bound of requests per phase")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-baseline", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         _serve(args.serve)
+        return
+    if args.serve_baseline:
+        _serve_baseline(args.serve_baseline)
         return
 
     prefix = f"bcol{uuid.uuid4().hex[:6]}-"  # own prefix family: other benchmarks share the broker
     settings = Settings(LEADSTREAM_TOPIC_PREFIX=prefix)
     create_topics(settings)
-    port = _free_port()
+    port, baseline_port = _free_port(), _free_port()
     env = {**os.environ, "LEADSTREAM_TOPIC_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers}
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], env=env)
+    servers = [subprocess.Popen([sys.executable, __file__, "--serve", str(port)], env=env),
+               subprocess.Popen([sys.executable, __file__, "--serve-baseline", str(baseline_port)], env=env)]
     try:
         _wait_ready(port)
-        phases = asyncio.run(_run(port, args.seconds, args.connections, args.max_requests, args.rounds))
+        _wait_ready(baseline_port)
+        phases = asyncio.run(_run(port, baseline_port, seconds=args.seconds, connections=args.connections,
+                                  max_requests=args.max_requests, rounds=args.rounds))
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=60)
     try:
         baseline, pixel, beacon = phases
         warmup_events = 200 + 200 * BEACON_EVENTS  # upper bound: warm-up pixel + beacon requests

@@ -46,7 +46,7 @@ from leadstream.stack import Stack
 from leadstream.testing.harness import delete_worker_topics
 from leadstream.testing.processes import settings_env
 from leadstream.testing.waiting import http_ok, wait_for
-from producers.collector.app import sign
+from producers.collector.signing import sign
 from schemas.codec import encode
 from sinks.clickhouse import Database, connect
 from sinks.migrate import apply_migrations

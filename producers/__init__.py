@@ -6,11 +6,11 @@ validates and never enriches: classification and identity stitching are the
 worker's (``streams/``).
 """
 
+from producers.dead_letters import DeadLetterPublisher
 from producers.events import Rejected
 from producers.kafka import EventProducer
 from producers.publish import (
     ContactPublisher,
-    DeadLetterPublisher,
     DealPublisher,
     IdentityPublisher,
     TouchPublisher,

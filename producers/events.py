@@ -8,6 +8,8 @@ a dead-letter record. Nothing here enriches: classification belongs to the worke
 
 The field names are the ones docs/capture.md documents for the JSON bodies and the CSV
 headers (``event_id``, ``event_time``, ``anonymous_id``, ``contact_id``, ``type``, ...).
+The module passes 400 lines because the four record builders share its field
+validators; split apart, each would import the private helpers of the other.
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ground.errors import CaptureError
 from ground.vocabulary import CLICK_IDS, UTM_FIELDS, now_ms
-from producers.privacy import MAX_EMAIL, contact_id_from_email, email_sha256, is_bot, redact_emails
-from schemas.dead_letter import MAX_PAYLOAD, dead_letter
+from producers.privacy import contact_id_from_email, email_sha256, is_bot, redact_emails
 from schemas.vocabulary import TOUCH_TYPES
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "PIXEL_PARAMS",
     "Rejected",
     "contact_change_record",
-    "dead_letter_record",
     "deal_change_record",
     "identify_record",
     "parse_event_time",
@@ -267,6 +267,31 @@ def _email(fields: Mapping[str, Any]) -> str | None:
         raise Rejected("invalid_email", "email is not an email address") from exc
 
 
+def _unknown_columns(fields: Mapping[str, Any], known: set[str]) -> dict[str, str]:
+    """The non-empty text columns of a CSV row that are no field of its record (emails redacted)."""
+    return {key: redact_emails(value)[:MAX_TEXT] for key, value in fields.items()
+            if key not in known and _present(value) and isinstance(value, str)}
+
+
+def _envelope(fields: Mapping[str, Any], received_at: int, *, deterministic: str | None,
+              require_event_time: bool) -> Record:
+    """The fields every record starts with: event id, event time and receive time."""
+    return {
+        "event_id": _event_id(fields, deterministic=deterministic),
+        "event_time": _event_time(fields, received_at, required=require_event_time),
+        "received_at": received_at,
+    }
+
+
+def _contact_id(fields: Mapping[str, Any], contact_id: str | None, email_hash: str | None) -> str:
+    """The given contact_id, else the one derived from the email."""
+    if contact_id is not None:
+        return contact_id
+    if email_hash is None:
+        raise Rejected("missing_field", "contact_id or email is required")
+    return contact_id_from_email(str(fields["email"]))
+
+
 # ---- records ---------------------------------------------------------------------------
 def pixel_fields(params: Mapping[str, str]) -> dict[str, Any]:
     """Map the pixel's short query parameters to the JSON field names.
@@ -321,9 +346,8 @@ def touch_record(
     if ua is not None:
         ua = ua[:MAX_TEXT]
     record: Record = {
-        "event_id": _event_id(fields, deterministic="touch" if deterministic_id else None),
-        "event_time": _event_time(fields, received_at, required=require_event_time),
-        "received_at": received_at,
+        **_envelope(fields, received_at, deterministic="touch" if deterministic_id else None,
+                    require_event_time=require_event_time),
         "anonymous_id": anonymous_id,
         "contact_id": contact_id,
         "touch_type": touch_type,
@@ -345,10 +369,7 @@ def touch_record(
         found = explicit if explicit is not None else query.get(name)
         record[name] = redact_emails(found)[:MAX_TEXT] if found else None
     if extra_properties:
-        known = {*TOUCH_FIELDS, *UTM_FIELDS, *CLICK_IDS}
-        for key, value in fields.items():
-            if key not in known and _present(value) and isinstance(value, str):
-                record["properties"][key] = redact_emails(value)[:MAX_TEXT]
+        record["properties"].update(_unknown_columns(fields, {*TOUCH_FIELDS, *UTM_FIELDS, *CLICK_IDS}))
     return record
 
 
@@ -366,23 +387,17 @@ def identify_record(
 ) -> Record:
     """An Identify: anonymous id -> contact id (given, or derived from the email hash)."""
     anonymous_id = _text(fields, "anonymous_id", MAX_ID, required=True)
-    contact_id = _text(fields, "contact_id", MAX_ID)
+    given = _text(fields, "contact_id", MAX_ID)
     email_hash = _email(fields)
-    if contact_id is None:
-        if email_hash is None:
-            raise Rejected("missing_field", "contact_id or email is required")
-        contact_id = contact_id_from_email(str(fields["email"]))
+    contact_id = _contact_id(fields, given, email_hash)
     traits = _string_map(fields, "traits")
     if extra_traits:
         known = {"event_id", "event_time", "anonymous_id", "contact_id", "email", "source", "source_system",
                  "traits"}
-        for key, value in fields.items():
-            if key not in known and _present(value) and isinstance(value, str):
-                traits[key] = redact_emails(value)[:MAX_TEXT]
+        traits.update(_unknown_columns(fields, known))
     return {
-        "event_id": _event_id(fields, deterministic="identify" if deterministic_id else None),
-        "event_time": _event_time(fields, received_at, required=require_event_time),
-        "received_at": received_at,
+        **_envelope(fields, received_at, deterministic="identify" if deterministic_id else None,
+                    require_event_time=require_event_time),
         "anonymous_id": anonymous_id,
         "contact_id": contact_id,
         "email_sha256": email_hash,
@@ -401,11 +416,7 @@ def contact_change_record(
     """A ContactChange (created, updated, merge) from a webhook, import or the API."""
     change = _enum(fields, "change", CONTACT_CHANGES, required=True)
     email_hash = _email(fields)
-    contact_id = _text(fields, "contact_id", MAX_ID)
-    if contact_id is None:
-        if email_hash is None:
-            raise Rejected("missing_field", "contact_id or email is required")
-        contact_id = contact_id_from_email(str(fields["email"]))
+    contact_id = _contact_id(fields, _text(fields, "contact_id", MAX_ID), email_hash)
     merged_into = _text(fields, "merged_into", MAX_ID)
     if change == "merge" and merged_into is None:
         raise Rejected("missing_field", "merged_into is required for a merge")
@@ -415,13 +426,9 @@ def contact_change_record(
     if extra_properties:
         known = {"event_id", "event_time", "contact_id", "change", "contact_source", "owner",
                  "lifecycle_stage", "merged_into", "email", "source_system", "properties"}
-        for key, value in fields.items():
-            if key not in known and _present(value) and isinstance(value, str):
-                properties[key] = redact_emails(value)[:MAX_TEXT]
+        properties.update(_unknown_columns(fields, known))
     return {
-        "event_id": _event_id(fields, deterministic="contact"),
-        "event_time": _event_time(fields, received_at, required=require_event_time),
-        "received_at": received_at,
+        **_envelope(fields, received_at, deterministic="contact", require_event_time=require_event_time),
         "contact_id": contact_id,
         "change": change,
         "contact_source": _text(fields, "contact_source", MAX_TEXT),
@@ -492,9 +499,7 @@ def deal_change_record(
     if version is not None and version < 0:
         raise Rejected("invalid_field", "version must be >= 0")
     return {
-        "event_id": _event_id(fields, deterministic="deal"),
-        "event_time": _event_time(fields, received_at, required=require_event_time),
-        "received_at": received_at,
+        **_envelope(fields, received_at, deterministic="deal", require_event_time=require_event_time),
         "deal_id": _text(fields, "deal_id", MAX_ID, required=True),
         "change": _enum(fields, "change", DEAL_CHANGES, required=True),
         "stage": _text(fields, "stage", MAX_TEXT),
@@ -508,32 +513,3 @@ def deal_change_record(
         "source_system": _text(fields, "source_system", MAX_TEXT),
         "version": version or 0,
     }
-
-
-#: Dead letters keep at most this many bytes of the rejected input.
-
-
-def dead_letter_record(
-    *,
-    stage: str,
-    reason: str,
-    origin: str,
-    payload: bytes,
-    detail: str | None = None,
-    origin_topic: str | None = None,
-    origin_partition: int | None = None,
-    origin_offset: int | None = None,
-) -> Record:
-    """A DeadLetter: the reason, where the input came from and its raw bytes (bounded).
-
-    Emails in the payload are redacted like everywhere else: a rejected identify must
-    not leak the plain address it carried into the dead-letter topic.
-    """
-    # Only what is kept is redacted (plus the longest address, so one that straddles the
-    # cut is caught too): the work is bounded by the kept size, not by a megabyte body.
-    head = payload[: MAX_PAYLOAD + MAX_EMAIL]
-    kept = redact_emails(head.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-    record = dead_letter(stage=stage, reason=reason, origin=origin, payload=kept, detail=detail,
-                         origin_topic=origin_topic, origin_partition=origin_partition, origin_offset=origin_offset)
-    record["payload_truncated"] = record["payload_truncated"] or len(payload) > len(head)
-    return record

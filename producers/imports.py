@@ -21,9 +21,10 @@ from pathlib import Path
 from ground.errors import CaptureError, SchemaError
 from ground.settings import Settings
 from ground.vocabulary import now_ms
+from producers.dead_letters import DeadLetterPublisher, rejection
 from producers.events import Rejected
 from producers.kafka import EventProducer
-from producers.publish import DeadLetterPublisher, build_record
+from producers.publish import build_record
 
 __all__ = ["IMPORT_KINDS", "REQUIRED_COLUMNS", "ImportResult", "RowError", "count_rows", "import_csv"]
 
@@ -112,8 +113,7 @@ def import_csv(
                     events.send(kind, record)
                     result.accepted += 1
                 except (Rejected, SchemaError) as exc:
-                    code = exc.code if isinstance(exc, Rejected) else "schema_mismatch"
-                    detail = exc.detail if isinstance(exc, Rejected) else str(exc)
+                    code, detail = rejection(exc)
                     result.rejected.append(RowError(row_number, code, detail))
                     payload = json.dumps(row, default=str, ensure_ascii=False).encode("utf-8", "surrogateescape")
                     dead_letters.publish(stage="import", reason=code, detail=f"row {row_number}: {detail}",

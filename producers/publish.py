@@ -23,10 +23,10 @@ from typing import Any, ClassVar
 from ground.errors import SchemaError
 from ground.settings import Settings, get_settings
 from ground.vocabulary import now_ms
+from producers.dead_letters import DeadLetterPublisher, rejection
 from producers.events import (
     Rejected,
     contact_change_record,
-    dead_letter_record,
     deal_change_record,
     identify_record,
     touch_record,
@@ -35,7 +35,6 @@ from producers.kafka import EventProducer
 
 __all__ = [
     "ContactPublisher",
-    "DeadLetterPublisher",
     "DealPublisher",
     "IdentityPublisher",
     "Publisher",
@@ -69,24 +68,6 @@ def _raw(fields: Mapping[str, Any]) -> bytes:
     return json.dumps(dict(fields), default=str, ensure_ascii=False).encode("utf-8", "surrogateescape")
 
 
-class DeadLetterPublisher:
-    """Publishes rejected inputs to the dead-letter topic, keyed by origin."""
-
-    def __init__(self, producer: EventProducer) -> None:
-        self.producer = producer
-
-    def publish(self, *, stage: str, reason: str, origin: str, payload: bytes, detail: str | None = None,
-                origin_topic: str | None = None, origin_partition: int | None = None,
-                origin_offset: int | None = None) -> Record:
-        record = dead_letter_record(stage=stage, reason=reason, origin=origin, payload=payload, detail=detail,
-                                    origin_topic=origin_topic, origin_partition=origin_partition,
-                                    origin_offset=origin_offset)
-        self.producer.send("dead_letter", record)
-        if self.producer.metrics is not None:
-            self.producer.metrics.rejected.labels(reason).inc()
-        return record
-
-
 class Publisher:
     """Base of the typed publishers; owns its producer unless one is passed in."""
 
@@ -106,8 +87,7 @@ class Publisher:
             record = build_record(self.kind, fields, received_at=now_ms(), csv=csv)
             self.producer.send(self.kind, record)
         except (Rejected, SchemaError) as exc:
-            code = exc.code if isinstance(exc, Rejected) else "schema_mismatch"
-            detail = exc.detail if isinstance(exc, Rejected) else str(exc)
+            code, detail = rejection(exc)
             self.dead_letters.publish(stage=self.stage, reason=code, detail=detail,
                                       origin=origin or f"{self.stage}:{self.kind}", payload=_raw(fields))
             if isinstance(exc, Rejected):

@@ -8,11 +8,63 @@ tail`` prints the latest dead letters.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
-__all__ = ["register"]
+__all__ = ["IMPORT_COMMANDS", "register"]
+
+
+def _import(name: str, file: Path) -> None:
+    """Import one CSV file with a progress bar; exit 3 when rows were rejected."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from ground.settings import get_settings
+    from producers.imports import count_rows, import_csv
+
+    console = Console(stderr=True)
+    if not file.is_file():
+        console.print(f"[red]error:[/red] {file} is not a file")
+        raise typer.Exit(2)
+    total = count_rows(file)
+    with Progress(TextColumn(f"importing {name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task(name, total=total)
+        result = import_csv(name, file, get_settings(), on_row=lambda _row: progress.advance(task))
+    console.print(f"{file.name}: {result.accepted} of {result.total} rows published, "
+                  f"{len(result.rejected)} rejected (sent to the dead-letter topic)")
+    if result.rejected:
+        table = Table("row", "reason", "detail", title="rejected rows")
+        for error in result.rejected:
+            table.add_row(str(error.row), error.reason, error.detail)
+        console.print(table)
+        raise typer.Exit(3)
+
+
+#: ``leadstream import NAME``: (command help, help of its FILE argument).
+IMPORT_COMMANDS: dict[str, tuple[str, str]] = {
+    "touches": ("Offline touches: trade-show scans, calls, direct mail, webinar lists.",
+                "CSV with event_time, anonymous_id/contact_id, type, ... (docs/capture.md, CSV imports)."),
+    "deals": ("Deal changes from a CRM export.",
+              "CSV with event_time, deal_id, change, amount, primary_contact_id, ..."),
+    "contacts": ("Contact changes (created, updated, merge) with contact source and lifecycle stage.",
+                 "CSV with event_time, contact_id, change, contact_source, ..."),
+    "identities": ("Anonymous id -> contact links (e.g. form fills exported from a marketing tool).",
+                   "CSV with event_time, anonymous_id, contact_id or email, ..."),
+}
+
+
+def _add_import(import_app: typer.Typer, name: str, summary: str, columns: str) -> None:
+    """Register ``leadstream import NAME FILE``."""
+
+    # A default, not Annotated: the annotations of this module are strings (postponed
+    # evaluation) and ``columns`` would not resolve when typer reads them.
+    def command(file: Path = typer.Argument(..., help=columns)) -> None:  # noqa: B008
+        _import(name, file)
+
+    command.__doc__ = summary
+    import_app.command(name)(command)
 
 
 def register(app: typer.Typer) -> None:
@@ -37,55 +89,8 @@ def register(app: typer.Typer) -> None:
 
         serve(get_settings(), host, port, log_level=log_level, workers=workers)
 
-    def _import(name: str, file: Path) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        from rich.table import Table
-
-        from ground.settings import get_settings
-        from producers.imports import count_rows, import_csv
-
-        console = Console(stderr=True)
-        if not file.is_file():
-            console.print(f"[red]error:[/red] {file} is not a file")
-            raise typer.Exit(2)
-        total = count_rows(file)
-        with Progress(TextColumn(f"importing {name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as progress:
-            task = progress.add_task(name, total=total)
-            result = import_csv(name, file, get_settings(), on_row=lambda _row: progress.advance(task))
-        console.print(f"{file.name}: {result.accepted} of {result.total} rows published, "
-                      f"{len(result.rejected)} rejected (sent to the dead-letter topic)")
-        if result.rejected:
-            table = Table("row", "reason", "detail", title="rejected rows")
-            for error in result.rejected:
-                table.add_row(str(error.row), error.reason, error.detail)
-            console.print(table)
-            raise typer.Exit(3)
-
-    @import_app.command("touches")
-    def import_touches(file: Annotated[Path, typer.Argument(help="CSV with event_time, anonymous_id/contact_id, type, "
-                                                               "... (docs/capture.md, CSV imports).")]) -> None:
-        """Offline touches: trade-show scans, calls, direct mail, webinar lists."""
-        _import("touches", file)
-
-    @import_app.command("deals")
-    def import_deals(file: Annotated[Path, typer.Argument(help="CSV with event_time, deal_id, change, amount, "
-                                                             "primary_contact_id, ...")]) -> None:
-        """Deal changes from a CRM export."""
-        _import("deals", file)
-
-    @import_app.command("contacts")
-    def import_contacts(file: Annotated[Path, typer.Argument(help="CSV with event_time, contact_id, change, "
-                                                                "contact_source, ...")]) -> None:
-        """Contact changes (created, updated, merge) with contact source and lifecycle stage."""
-        _import("contacts", file)
-
-    @import_app.command("identities")
-    def import_identities(file: Annotated[Path, typer.Argument(help="CSV with event_time, anonymous_id, "
-                                                                  "contact_id or email, ...")]) -> None:
-        """Anonymous id -> contact links (e.g. form fills exported from a marketing tool)."""
-        _import("identities", file)
+    for name, (summary, columns) in IMPORT_COMMANDS.items():
+        _add_import(import_app, name, summary, columns)
 
     @dlq_app.command("tail")
     def dlq_tail(

@@ -196,7 +196,7 @@ def _batches(events: list[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, li
 
 
 def _post_all(collector: str, secret: str, events: list[tuple[str, dict[str, Any]]]) -> None:
-    from producers.collector.app import sign
+    from producers.collector.signing import sign
 
     with httpx.Client(base_url=collector, timeout=30) as client, _progress() as progress:
         task = progress.add_task("Streaming the demo dataset through the collector", total=len(events))

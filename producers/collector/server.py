@@ -24,11 +24,11 @@ def app_from_environment() -> Any:
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None, *,
-          log_level: str = "info", baseline_route: bool = False, workers: int = 1) -> None:
+          log_level: str = "info", workers: int = 1) -> None:
     """Run the collector until SIGINT/SIGTERM; the app's lifespan flushes the producer."""
     import uvicorn
 
-    app: Any = create_app(settings, baseline_route=baseline_route)
+    app: Any = create_app(settings)
     if workers > 1:  # each forked process builds its own app from the same environment
         app = "producers.collector.server:app_from_environment"
     uvicorn.run(
