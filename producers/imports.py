@@ -66,7 +66,10 @@ def count_rows(path: Path) -> int:
     """Data rows in a CSV file (for the progress bar)."""
     # errors="replace": counting must not fail; import_csv reports an encoding problem.
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+        try:
+            return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+        except csv.Error:
+            return 0  # unreadable: import_csv says where
 
 
 def import_csv(
@@ -122,6 +125,8 @@ def import_csv(
                     on_row(row_number)
     except UnicodeDecodeError as exc:
         raise CaptureError(f"{path}: not UTF-8 after row {row_number}") from exc
+    except csv.Error as exc:  # e.g. a cell over the csv module's field limit (131,072 characters)
+        raise CaptureError(f"{path}: row {row_number + 1} cannot be read ({exc})") from exc
     except OSError as exc:
         raise CaptureError(f"{path}: cannot read ({exc.strerror})") from exc
     finally:

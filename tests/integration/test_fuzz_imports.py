@@ -74,10 +74,8 @@ EPOCH_MS = st.integers(1_577_836_800, 1_735_689_600).map(
     lambda s: f"{s}000")  # epoch ms as text, the other accepted spelling
 ISO_OR_MS = st.one_of(EPOCH_MS, st.sampled_from(["2025-03-04T10:15:00Z", "2024-12-31T23:59:59+02:00",
                                                  "2023-01-01 08:00:00"]))
-# known defect: a cell over the csv module's field limit (131072 characters) makes the command
-# crash with an uncaught ``_csv.Error: field larger than field limit (131072)`` traceback (exit 1,
-# raised while counting rows for the progress bar, before anything is produced), where a clear
-# exit-2 error is expected. Huge cells stay at or below 100_000 characters here.
+# Cells over the csv module's field limit (131,072 characters) stop the import with a clear error:
+# test_import_cell_over_the_field_limit; here huge cells stay at or below 100,000 characters.
 HUGE_CELL = st.sampled_from([256, 1024, 1025, 4097, 20_000, 100_000]).map(lambda n: "x" * n)
 HOSTILE_CELL = st.one_of(
     st.text(max_size=30).map(lambda s: s.replace("\r", "").replace("\n", "").replace("\ud800", "?")),
@@ -331,3 +329,14 @@ def test_import_console_script_on_a_hostile_file(topics: Settings, tmp_path: Pat
     assert f"{accepted} of {total} rows published" in " ".join(run.stderr.split()), run.stderr
     counts = all_topic_counts(topics)
     assert counts[kind] == accepted and counts["dead-letter"] == total - accepted, counts
+
+
+def test_import_cell_over_the_field_limit(topics: Settings, tmp_path: Path) -> None:
+    """A cell past the csv module's 131,072-character limit: exit 2 naming the row, rows before it kept."""
+    path = tmp_path / "huge-cell.csv"
+    path.write_text("event_time,contact_id\n1735689600000,C-1\n" + "x" * 140_000 + ",C-2\n")
+    code, stderr = run_import(topics, "touches", path)
+    assert code == 2, stderr
+    assert "row 3 cannot be read" in " ".join(stderr.split()), stderr
+    counts = all_topic_counts(topics)
+    assert counts["touches"] + counts["dead-letter"] == 1, counts  # the row before it was handled
