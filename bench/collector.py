@@ -15,7 +15,7 @@ Then it checks that every accepted event reached Kafka, prints the figures and t
 ratios against the project's goals (pixel >= 0.6x baseline; beacon >= 5x the pixel's
 events/s) and deletes its topics. Usage::
 
-    python bench/collector.py [--seconds 3] [--rounds 2] [--connections 16]
+    python bench/collector.py [--seconds 3] [--rounds 2] [--connections 16] [--workers 2]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from ground.kafka_admin import create_topics, delete_topics
 from ground.settings import Settings
 from ground.topics import Topics
+from leadstream.testing.processes import leadstream_cmd
 
 BEACON_EVENTS = 50
 GOAL_PIXEL_VS_BASELINE = 0.6
@@ -239,6 +240,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the three alternating phases")
     parser.add_argument("--connections", type=int, default=16, help="concurrent keep-alive connections")
     parser.add_argument("--max-requests", type=int, default=200_000, help="upper bound of requests per phase")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="collector processes: 1 serves the app in one process; N > 1 runs "
+                             "`leadstream collector --workers N` (several processes on one port)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-baseline", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -254,7 +258,12 @@ def main() -> None:
     create_topics(settings)
     port, baseline_port = _free_port(), _free_port()
     env = {**os.environ, "LEADSTREAM_TOPIC_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers}
-    servers = [subprocess.Popen([sys.executable, __file__, "--serve", str(port)], env=env),
+    if args.workers > 1:
+        collector_cmd = leadstream_cmd("collector", "--host", "127.0.0.1", "--port", str(port),
+                                       "--workers", str(args.workers), "--log-level", "warning")
+    else:
+        collector_cmd = [sys.executable, __file__, "--serve", str(port)]
+    servers = [subprocess.Popen(collector_cmd, env=env),
                subprocess.Popen([sys.executable, __file__, "--serve-baseline", str(baseline_port)], env=env)]
     try:
         _wait_ready(port)
@@ -273,7 +282,7 @@ def main() -> None:
         on_kafka = _count(settings, "touches")
         print(f"\ncollector benchmark: {os.cpu_count()} CPU(s), loopback, broker {settings.kafka_bootstrap_servers}, "
               f"{args.rounds} rounds x {args.seconds:.0f}s per phase, {args.connections} connections (beacon: "
-              f"{max(2, args.connections // 4)})")
+              f"{max(2, args.connections // 4)}); collector processes: {args.workers}, baseline: 1")
         print(f"{'phase':<30} {'requests':>9} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
         for phase in phases:
             print(f"{phase.name:<30} {phase.requests:>9} {phase.rps:>9.0f} {phase.eps:>10.0f} "
@@ -283,9 +292,9 @@ def main() -> None:
         pixel_ratio = pixel.rps / baseline.rps
         beacon_ratio = beacon.eps / pixel.eps
         print(f"pixel / baseline req/s  = {pixel_ratio:.2f}x (goal >= {GOAL_PIXEL_VS_BASELINE}x): "
-              f"{'MET' if pixel_ratio >= GOAL_PIXEL_VS_BASELINE else 'NOT MET'}")
+              f"{'MEETS' if pixel_ratio >= GOAL_PIXEL_VS_BASELINE else 'MISSES'}")
         print(f"beacon / pixel events/s = {beacon_ratio:.2f}x (goal >= {GOAL_BEACON_VS_PIXEL}x): "
-              f"{'MET' if beacon_ratio >= GOAL_BEACON_VS_PIXEL else 'NOT MET'}")
+              f"{'MEETS' if beacon_ratio >= GOAL_BEACON_VS_PIXEL else 'MISSES'}")
         if on_kafka < expected_min:
             print("WARNING: fewer touches on Kafka than accepted requests")
     finally:
