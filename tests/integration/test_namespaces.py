@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient
 
 from ground.kafka_admin import create_topics, delete_topics
 from ground.settings import Settings
-from leadstream.testing.harness import WorkerProcess, delete_worker_topics, produce, wait_idle
+from leadstream.testing.harness import WorkerProcess, delete_worker_topics, end_offsets, produce, wait_idle
 from leadstream.testing.processes import leadstream_cmd, settings_env
 from streams.state_owner import MARKER, StateOwnerError, claim_state_dir
 from streams.worker import worker_datadir
@@ -47,6 +47,11 @@ def test_two_namespaces_on_one_broker_are_independent(two: tuple[Settings, Setti
     arrivals = generate(7, contacts=300, touches=3000, deals=60, merges=5).arrival(seed=3, duplicate_rate=0.05,
                                                                                     out_of_order=0.25)
     first, second = two
+    shared = [f"ls-{t}-changelog" for t in ("anon", "contact", "deal")]
+    admin = AdminClient(first.kafka_common_config())
+    before = set(admin.list_topics(timeout=10).topics)
+    # a deployment with the default, empty prefix may already use these names on this broker
+    shared_before = end_offsets(first, [t for t in shared if t in before])
     assert first.stream_app_id != second.stream_app_id and first.sink_group_id != second.sink_group_id
     for s in two:
         produce(s, arrivals)
@@ -59,11 +64,12 @@ def test_two_namespaces_on_one_broker_are_independent(two: tuple[Settings, Setti
     finally:
         for w in workers:
             w.stop()
-    existing = set(AdminClient(first.kafka_common_config()).list_topics(timeout=10).topics)
+    existing = set(admin.list_topics(timeout=10).topics)
     for s in two:  # each namespace has its own changelogs ...
-        assert {f"{s.topic_prefix}ls-{t}-changelog" for t in ("anon", "contact", "deal")} <= existing
-    # ... and neither wrote the un-namespaced ones the shared default app id used to name
-    assert not {f"ls-{t}-changelog" for t in ("anon", "contact", "deal")} & existing
+        assert {f"{s.topic_prefix}{t}" for t in shared} <= existing
+    # ... and neither created nor wrote the un-namespaced ones the shared default app id used to name
+    assert not (set(shared) & existing) - before
+    assert end_offsets(first, [t for t in shared if t in before]) == shared_before
     for s in two:
         result = _compare(s, arrivals)
         assert result.contacts >= 250 and result.mismatches == [], "\n".join(result.mismatches[:20])
