@@ -22,7 +22,12 @@ from ground.errors import SinkError
 from ground.settings import Settings
 from sinks.engine_lock import engine_directory, lock_holder, wait_for_engine_lock
 
-__all__ = ["Database", "connect"]
+__all__ = ["INSERT_SETTINGS", "Database", "connect"]
+
+#: A retried block the engine already has is dropped from the table *and* from the views
+#: it feeds (the views' targets de-duplicate too, migration 0005): retries after a lost
+#: acknowledgement are then no-ops.
+INSERT_SETTINGS: dict[str, Any] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
 
 
 class Database:
@@ -45,9 +50,12 @@ class Database:
             result = self.client.query(sql, parameters=parameters, settings=settings)
             return list(result.column_names), [tuple(r) for r in result.result_rows]
 
-    def insert(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> None:
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str],
+               settings: dict[str, Any] | None = None) -> None:
+        """Insert one block; a repeat of a block already stored feeds no materialized view again."""
         with self.lock:
-            self.client.insert(f"{self.database}.{table}", rows, column_names=list(column_names))
+            self.client.insert(f"{self.database}.{table}", rows, column_names=list(column_names),
+                               settings={**INSERT_SETTINGS, **(settings or {})})
 
     def close(self) -> None:
         with self.lock:

@@ -10,7 +10,8 @@ same files are rendered into a cluster variant: every statement gets ``ON CLUSTE
 each ``*MergeTree`` table becomes ``<name>_local`` on the ``Replicated*MergeTree``
 engine, and a ``Distributed`` table with the original name (sharded by the key in the
 table's ``-- shard:`` comment) is created over it, so the views and reports read the
-same names in both deployments. Only identifiers are substituted into the DDL.
+same names in both deployments; ``ALTER`` and ``TRUNCATE`` go to the ``_local`` tables.
+Only identifiers are substituted into the DDL.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS \{db\}\.(\w+) \{on_cluster\}")
+_ALTER_TABLE = re.compile(r"(ALTER|TRUNCATE) TABLE \{db\}\.(\w+) \{on_cluster\}")
 _ENGINE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
 _SHARD = re.compile(r"--\s*shard:\s*(.+)")
 
@@ -79,6 +81,10 @@ def render(statement: str, database: str, cluster: str | None = None) -> list[st
         return [statement.replace("{on_cluster}", "").replace("{db}", db)]
     cl = _check_ident(cluster, "cluster")
     on_cluster = f"ON CLUSTER {cl}"
+    altered = _ALTER_TABLE.search(statement)
+    if altered is not None:  # settings live on the replicated tables, not on the Distributed one
+        return [_ALTER_TABLE.sub(lambda m: f"{m.group(1)} TABLE {db}.{m.group(2)}_local {on_cluster}", statement)
+                .replace("{db}", db)]
     table = _CREATE_TABLE.search(statement)
     engine = _ENGINE.search(statement)
     if table is None or engine is None:

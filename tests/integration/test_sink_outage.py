@@ -9,9 +9,12 @@ table — none lost, none doubled — and reports equal to the plain-Python orac
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +23,8 @@ from ground.errors import SinkError
 from ground.settings import Settings
 from leadstream.testing.waiting import wait_for
 from sinks.clickhouse import Database, connect
+from sinks.contact_rows import CONTACT_COLUMNS, contact_row, stored_states, with_previous
+from sinks.migrate import MIGRATIONS_DIR, apply_migrations
 from sinks.report_params import ReportParams
 from sinks.reports import run_report
 from sinks.service import SinkService
@@ -43,11 +48,10 @@ class FlakyDatabase(Database):
     def _insert(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> None:
         # optimize_on_insert=0: the replacing engines would otherwise collapse versions inside
         # a block on write, and raw row counts could not prove "none lost, none doubled"
-        with self.lock:
-            self.client.insert(f"{self.database}.{table}", rows, column_names=list(column_names),
-                               settings={"optimize_on_insert": 0})
+        super().insert(table, rows, column_names, settings={"optimize_on_insert": 0})
 
-    def insert(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> None:
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str],
+               settings: dict[str, Any] | None = None) -> None:
         if self.down.is_set():
             self.failures += 1
             if self.lost_acks == 0:
@@ -55,6 +59,55 @@ class FlakyDatabase(Database):
                 self._insert(table, rows, column_names)  # the engine has it, the sink never hears so
             raise SinkError("ClickHouse unavailable (injected outage)")
         self._insert(table, rows, column_names)
+
+
+def _leads(db: Database) -> list[tuple[Any, ...]]:
+    return db.query(f"SELECT lead_channel, sum(leads) FROM {db.database}.lead_counts "
+                    "GROUP BY lead_channel HAVING sum(leads) != 0 ORDER BY lead_channel")[1]
+
+
+def test_a_block_stored_before_its_lost_acknowledgement_counts_once(settings: Settings) -> None:
+    """The retry re-sends a contact block the engine has: lead_counts must not count it again.
+
+    Seen in the engine-outage chaos scenario as surplus contacts: the engine dropped the
+    repeated block from contact_versions but still fed it to the view.
+    """
+    db = connect(settings)
+    apply_migrations(db)
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    records = [{"contact_id": "c1", "version": 1, "event_time": at, "reason": "touch", "lead_channel": "Email",
+                "lead_source": "newsletter", "first_touch_time": at},
+               {"contact_id": "c2", "version": 1, "event_time": at, "reason": "identify"}]
+    block = with_previous([contact_row(r) for r in records], {})
+    db.insert("contact_versions", block, CONTACT_COLUMNS)
+    db.insert("contact_versions", block, CONTACT_COLUMNS)  # the retry after the lost acknowledgement
+    assert _leads(db) == [("Email", 1), ("Unknown", 1)]
+    later = with_previous([contact_row({**records[1], "version": 2, "lead_channel": "Email"})],
+                          stored_states(db, block))
+    db.insert("contact_versions", later, CONTACT_COLUMNS)  # a distinct block still counts
+    assert _leads(db) == [("Email", 2)]
+    # negative control: the same check sees a block that really was counted twice
+    db.insert("contact_versions", block, CONTACT_COLUMNS,
+              settings={"insert_deduplicate": 0, "deduplicate_blocks_in_dependent_materialized_views": 0})
+    assert _leads(db) != [("Email", 2)]
+
+
+def test_the_migration_repairs_counts_a_doubled_block_left(settings: Settings, tmp_path: Path) -> None:
+    """A database that counted a block twice before migration 0005 gets its counts rebuilt."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("000[1-4]_*.sql")):
+        shutil.copy(path, before)
+    db = connect(settings)
+    apply_migrations(db, directory=before)
+    at = datetime(2026, 2, 1, tzinfo=UTC)
+    block = with_previous([contact_row({"contact_id": f"c{i}", "version": 1, "event_time": at, "reason": "touch",
+                                        "lead_channel": "Referral", "first_touch_time": at}) for i in range(3)], {})
+    db.insert("contact_versions", block, CONTACT_COLUMNS)
+    db.insert("contact_versions", block, CONTACT_COLUMNS)  # counted twice without the window
+    assert _leads(db) == [("Referral", 6)]
+    assert apply_migrations(db) == ["0005_view_block_dedup"]
+    assert _leads(db) == [("Referral", 3)]
 
 
 def test_thirty_second_outage_loses_nothing_and_doubles_nothing(topics: Settings) -> None:

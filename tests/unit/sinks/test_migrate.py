@@ -39,6 +39,16 @@ def test_cluster_render_makes_replicated_local_and_distributed_tables() -> None:
     assert "leadstream.deals_latest ON CLUSTER analytics AS" in sql
 
 
+def test_cluster_render_alters_and_truncates_the_local_tables() -> None:
+    """Table settings and truncation act on the replicated ``_local`` table, not the Distributed one."""
+    [alter] = render("ALTER TABLE {db}.lead_counts {on_cluster} MODIFY SETTING x = 1", "leadstream", "analytics")
+    assert alter == "ALTER TABLE leadstream.lead_counts_local ON CLUSTER analytics MODIFY SETTING x = 1"
+    [truncate] = render("TRUNCATE TABLE {db}.lead_counts {on_cluster}", "leadstream", "analytics")
+    assert truncate == "TRUNCATE TABLE leadstream.lead_counts_local ON CLUSTER analytics"
+    assert render("TRUNCATE TABLE {db}.lead_counts {on_cluster}", "leadstream") == [
+        "TRUNCATE TABLE leadstream.lead_counts "]
+
+
 def test_identifiers_are_checked() -> None:
     """A database or cluster name that is not an identifier is refused, never pasted into DDL."""
     with pytest.raises(ValueError):
