@@ -5,7 +5,8 @@ field names of the JSON bodies (docs/capture.md lists each file's columns);
 ``contact_ids`` is ``;``-separated. Every row is validated like a webhook or API
 call (``event_time`` required); a bad row is published to the dead-letter topic with
 its file and row number as origin (``scans.csv:17``; row numbers as a spreadsheet
-shows them, the header being row 1) and the import goes on. Without ``event_id`` a
+shows them: the header is row 1 and a blank line, which is skipped, still counts) and
+the import goes on. Without ``event_id`` a
 row gets a deterministic id derived from its content, so importing the same file
 twice does not double count downstream.
 """
@@ -93,38 +94,28 @@ def import_csv(
     own = producer is None
     events = producer or EventProducer(settings)
     dead_letters = DeadLetterPublisher(events)
-    row_number = 1
+    row_number = 1  # as a spreadsheet numbers rows: the header is 1, a blank line is a row too
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in (reader.fieldnames or [])]
+            reader = csv.reader(handle)
+            header = [h.strip() for h in next(reader, [])]
             if not header:
                 raise CaptureError(f"{path}: empty file, expected a header row")
-            reader.fieldnames = header
             missing = [" or ".join(group) for group in REQUIRED_COLUMNS[name]
                        if not any(column in header for column in group)]
             if missing:
                 raise CaptureError(f"{path}: missing column(s) {', '.join(missing)} for {name}")
-            for row in reader:
+            rows = _Rows(kind, header, path.name, events, dead_letters, result)
+            for cells in reader:
                 row_number += 1
-                origin = f"{path.name}:{row_number}"
-                try:
-                    if None in row:
-                        raise Rejected("too_many_cells", f"row has more cells than the header's {len(header)}")
-                    fields = {k: v for k, v in row.items() if k}
-                    record = build_record(kind, fields, received_at=now_ms(), csv=True)
-                    events.send(kind, record)
-                    result.accepted += 1
-                except (Rejected, SchemaError) as exc:
-                    code, detail = rejection(exc)
-                    result.rejected.append(RowError(row_number, code, detail))
-                    payload = json.dumps(row, default=str, ensure_ascii=False).encode("utf-8", "surrogateescape")
-                    dead_letters.publish(stage="import", reason=code, detail=f"row {row_number}: {detail}",
-                                         origin=origin, payload=payload)
+                if not cells:
+                    continue  # a blank line: no record, but it keeps its row number
+                rows.take(row_number, cells)
                 if on_row is not None:
                     on_row(row_number)
     except UnicodeDecodeError as exc:
-        raise CaptureError(f"{path}: not UTF-8 after row {row_number}") from exc
+        raise CaptureError(f"{path}: not UTF-8 after row {row_number} ({result.total} data rows before it "
+                           "were imported or rejected, none after it)") from exc
     except csv.Error as exc:  # e.g. a cell over the csv module's field limit (131,072 characters)
         raise CaptureError(f"{path}: row {row_number + 1} cannot be read ({exc})") from exc
     except OSError as exc:
@@ -134,3 +125,35 @@ def import_csv(
         if left:
             raise CaptureError(f"{left} events were not acknowledged by the broker")
     return result
+
+
+@dataclass
+class _Rows:
+    """Where the records of one file go: the raw topic, or the dead letters with their row number."""
+
+    kind: str
+    header: list[str]
+    file_name: str
+    events: EventProducer
+    dead_letters: DeadLetterPublisher
+    result: ImportResult
+
+    def take(self, row_number: int, cells: list[str]) -> None:
+        """Publish one record or dead-letter it; either way it is counted in the result."""
+        header = self.header
+        # a short row leaves its last columns absent (None), as if the cells were not there
+        row: dict[str, object] = {column: (cells[i] if i < len(cells) else None) for i, column in enumerate(header)}
+        extra = cells[len(header):]
+        try:
+            if extra:
+                raise Rejected("too_many_cells", f"row has more cells than the header's {len(header)}")
+            record = build_record(self.kind, {k: v for k, v in row.items() if k}, received_at=now_ms(), csv=True)
+            self.events.send(self.kind, record)
+            self.result.accepted += 1
+        except (Rejected, SchemaError) as exc:
+            code, detail = rejection(exc)
+            self.result.rejected.append(RowError(row_number, code, detail))
+            shown = {**row, "extra_cells": extra} if extra else row
+            payload = json.dumps(shown, default=str, ensure_ascii=False).encode("utf-8", "surrogateescape")
+            self.dead_letters.publish(stage="import", reason=code, detail=f"row {row_number}: {detail}",
+                                      origin=f"{self.file_name}:{row_number}", payload=payload)

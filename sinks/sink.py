@@ -28,8 +28,9 @@ The protocol, one batch at a time:
    tables already acknowledged are skipped and the others get the very same blocks,
    so a block that did land before the failure is dropped by insert de-duplication
    (``non_replicated_deduplication_window`` on the tables, migration 0001, and on the
-   views' targets, migration 0005) and does not feed the views twice. Meanwhile the partitions are paused and the consumer keeps polling to
-   stay in its group; what it still fetches is set aside for the next batch (step 1).
+   views' targets, migration 0005) and does not feed the views twice. Meanwhile the
+   partitions are paused and the consumer keeps polling to stay in its group; what it
+   still fetches is set aside for the next batch (step 1).
 5. **Commit** (:meth:`Sink.flush`). Once every insert is acknowledged, the producer is
    flushed so that this batch's dead letters are on the broker (it waits up to 30 s),
    then the next offset of each partition in the batch is committed, synchronously, and

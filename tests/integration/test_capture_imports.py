@@ -137,3 +137,15 @@ def test_python_publishers(topics: Settings) -> None:
     assert touch.key == "C-9" and touch.record["touch_type"] == "outbound_call"
     [dead] = read_all(topics, "dead-letter", at_least=1)
     assert dead.record["stage"] == "api" and dead.record["reason"] == "invalid_amount"
+
+
+def test_rows_keep_their_spreadsheet_numbers_across_blank_lines(topics: Settings, tmp_path: Path) -> None:
+    """A blank line is skipped but is a row of the sheet: the bad row after it is row 4, not 3."""
+    path = tmp_path / "gaps.csv"
+    path.write_text("event_time,contact_id,type\n2025-01-01T00:00:00Z,C-1,inbound_call\n\n"
+                    "2025-01-02T00:00:00Z,,inbound_call\n2025-01-03T00:00:00Z,C-3,inbound_call,extra\n")
+    result = import_csv("touches", path, topics)
+    assert result.accepted == 1 and [(e.row, e.reason) for e in result.rejected] == [
+        (4, result.rejected[0].reason), (5, "too_many_cells")]
+    letters = read_all(topics, "dead-letter", at_least=2)
+    assert sorted(str(m.record["origin"]) for m in letters) == ["gaps.csv:4", "gaps.csv:5"]
