@@ -10,8 +10,9 @@ Endpoints:
 * ``GET /reports/{name}?by=&since=&until=&model=&half_life=&include_open_lost=`` — a report
   as JSON (a list of objects; an object of sections for ``quality``).
 * ``POST /sql`` with ``{"sql": "SELECT ...", "parameters": {...}, "limit": 1000}`` — one
-  SELECT (or WITH … SELECT) statement, values bound as ClickHouse parameters
-  (``{name:Type}``), run with ``readonly=1``, a row limit and a time limit.
+  SELECT (or WITH … SELECT) statement that :mod:`sinks.sql_guard` lets through, values
+  bound by the engine as ClickHouse parameters (``{name:Type}``), run with ``readonly=1``
+  and row, time and memory limits.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import re2
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -32,14 +32,14 @@ from sinks.errors import ReportError
 from sinks.json_values import json_scalar
 from sinks.report_params import ReportParams
 from sinks.reports import REPORTS, run_report
+from sinks.sql_guard import guard_select
 
-__all__ = ["MAX_ROWS", "QUERY_TIMEOUT_S", "build_app", "check_select"]
+__all__ = ["MAX_QUERY_MEMORY", "MAX_ROWS", "QUERY_TIMEOUT_S", "build_app"]
 
 MAX_ROWS = 10_000
 QUERY_TIMEOUT_S = 30
-# RE2: analysts' SQL is client text, and "/*/*/*..." made the lazy comment pattern quadratic.
-_SELECT = re2.compile(r"(?i)^\s*(\(\s*)*(SELECT|WITH)\b")
-_COMMENT = re2.compile(r"(?s)--[^\n]*|/\*.*?\*/")
+#: Bytes one ``/sql`` statement may hold: the engine lives in the sink's process.
+MAX_QUERY_MEMORY = 1 << 30
 
 
 class _JSON(JSONResponse):
@@ -49,14 +49,18 @@ class _JSON(JSONResponse):
         return json.dumps(content, default=str, allow_nan=False, separators=(",", ":")).encode()
 
 
-def check_select(sql: str) -> str:
-    """The statement when it is one SELECT; ReportError otherwise."""
-    body = _COMMENT.sub(" ", sql).strip().rstrip(";").strip()
-    if not _SELECT.match(body):
-        raise ReportError("only SELECT statements are accepted")
-    if ";" in body:
-        raise ReportError("one statement only")
-    return body
+def _sql_request(body: Any) -> tuple[str, dict[str, Any], int]:
+    """(sql, parameters, limit) of a ``/sql`` body; ReportError for a malformed one."""
+    if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
+        raise ReportError('expected a JSON object {"sql": "...", "parameters": {...}}')
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ReportError("parameters must be an object")
+    limit = body.get("limit", MAX_ROWS)
+    # max_result_rows = 0 would mean no limit at all
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ReportError(f"limit must be a whole number from 1 to {MAX_ROWS:,}")
+    return body["sql"], parameters, min(limit, MAX_ROWS)
 
 
 def build_app(db: Database, health: Callable[[], dict[str, Any]]) -> Starlette:
@@ -80,21 +84,16 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]]) -> Starlette:
 
     async def sql(request: Request) -> JSONResponse:
         try:
-            body = await request.json()
-            if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
-                raise ReportError('expected a JSON object {"sql": "...", "parameters": {...}}')
-            statement = check_select(body["sql"])
-            parameters = body.get("parameters") or {}
-            if not isinstance(parameters, dict):
-                raise ReportError("parameters must be an object")
-            limit = min(int(body.get("limit", MAX_ROWS)), MAX_ROWS)
-        except (ValueError, ReportError) as exc:
+            text, parameters, limit = _sql_request(await request.json())
+            statement = await asyncio.to_thread(guard_select, db, text, parameters)
+        except (ValueError, ReportError) as exc:  # a refusal names what was refused
             return _JSON({"error": str(exc)}, status_code=400)
         settings = {
             "readonly": 1,
             "max_result_rows": limit,
             "result_overflow_mode": "break",
             "max_execution_time": QUERY_TIMEOUT_S,
+            "max_memory_usage": MAX_QUERY_MEMORY,
         }
         try:
             columns, rows = await asyncio.to_thread(db.query, statement, parameters, settings)
