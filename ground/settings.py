@@ -8,12 +8,13 @@ assembled ad hoc at call sites.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -59,6 +60,8 @@ class Settings(BaseSettings):
     collector_port: int = Field(default=8080, validation_alias="LEADSTREAM_COLLECTOR_PORT")
     query_host: str = Field(default="127.0.0.1", validation_alias="LEADSTREAM_QUERY_HOST")
     query_port: int = Field(default=8124, validation_alias="LEADSTREAM_QUERY_PORT")
+    #: Bearer token of the sink's query API; the sink refuses to serve beyond loopback without one.
+    query_token: SecretStr | None = Field(default=None, validation_alias="LEADSTREAM_QUERY_TOKEN")
     webhook_secret: SecretStr | None = Field(
         default=None, validation_alias="LEADSTREAM_WEBHOOK_SECRET"
     )
@@ -88,6 +91,12 @@ class Settings(BaseSettings):
     engine_lock_wait_seconds: float = Field(
         default=60.0, ge=0, validation_alias="LEADSTREAM_ENGINE_LOCK_WAIT_SECONDS"
     )
+
+    @field_validator("query_token")
+    @classmethod
+    def _blank_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty ``LEADSTREAM_QUERY_TOKEN=`` means no token, not a token everyone knows."""
+        return value if value is not None and value.get_secret_value().strip() else None
 
     # ------------------------------------------------------------------------------------
     @property
@@ -127,6 +136,21 @@ class Settings(BaseSettings):
         """True when every bootstrap server is on this machine's loopback."""
         hosts = [urlparse(f"//{s.strip()}").hostname for s in self.kafka_bootstrap_servers.split(",")]
         return all(h in {"localhost", "127.0.0.1", "::1"} for h in hosts)
+
+    @property
+    def query_host_is_loopback(self) -> bool:
+        """True when the query API listens on this machine's loopback only (``localhost``, 127.0.0.0/8, ::1).
+
+        Any other host (``0.0.0.0``, an interface address, a name) can be reached from
+        elsewhere, so the API requires ``LEADSTREAM_QUERY_TOKEN`` there.
+        """
+        host = self.query_host.strip().removeprefix("[").removesuffix("]")
+        if host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def kafka_port(self) -> int:

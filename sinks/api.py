@@ -3,9 +3,12 @@
 The embedded engine lives inside the sink process (one engine per process), so the
 sink also answers the analysts: ``leadstream query`` and any HTTP client call it.
 
-Endpoints:
+Endpoints (with ``LEADSTREAM_QUERY_TOKEN`` set, all but ``/healthz`` need
+``Authorization: Bearer <token>``; beyond loopback the token is required, see
+:func:`require_query_token`):
 
-* ``GET /healthz`` — the sink's counters; 200 while the consumer runs.
+* ``GET /healthz`` — the sink's counters; 200 while the consumer runs. Open, so liveness
+  probes need no secret.
 * ``GET /reports`` — the report names.
 * ``GET /reports/{name}?by=&since=&until=&model=&half_life=&include_open_lost=`` — a report
   as JSON (a list of objects; an object of sections for ``quality``).
@@ -18,28 +21,35 @@ Endpoints:
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ground.settings import Settings
 from sinks.clickhouse import Database
-from sinks.errors import ReportError
+from sinks.errors import QueryTokenError, ReportError
 from sinks.json_values import json_scalar
 from sinks.report_params import ReportParams
 from sinks.reports import REPORTS, run_report
 from sinks.sql_guard import guard_select
 
-__all__ = ["MAX_QUERY_MEMORY", "MAX_ROWS", "QUERY_TIMEOUT_S", "build_app"]
+__all__ = ["MAX_QUERY_MEMORY", "MAX_ROWS", "OPEN_PATHS", "QUERY_TIMEOUT_S", "build_app", "require_query_token"]
 
 MAX_ROWS = 10_000
 QUERY_TIMEOUT_S = 30
 #: Bytes one ``/sql`` statement may hold: the engine lives in the sink's process.
 MAX_QUERY_MEMORY = 1 << 30
+#: Paths served without the bearer token.
+OPEN_PATHS = frozenset({"/healthz"})
 
 
 class _JSON(JSONResponse):
@@ -47,6 +57,43 @@ class _JSON(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, default=str, allow_nan=False, separators=(",", ":")).encode()
+
+
+def require_query_token(settings: Settings) -> str | None:
+    """The token the query API enforces; QueryTokenError when it would listen beyond loopback without one.
+
+    On loopback only this machine's users reach the API, so the token is optional there
+    (and enforced when set); on any other address anyone on the network could ask.
+    """
+    token = settings.query_token.get_secret_value() if settings.query_token else None
+    if token is None and not settings.query_host_is_loopback:
+        raise QueryTokenError(
+            f"the query API would listen on {settings.query_host}:{settings.query_port}, beyond this machine's "
+            "loopback, without a token: set LEADSTREAM_QUERY_TOKEN (clients send it as "
+            "'Authorization: Bearer <token>'), or keep LEADSTREAM_QUERY_HOST=127.0.0.1")
+    return token
+
+
+class _BearerToken:
+    """401 for every request outside :data:`OPEN_PATHS` without ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    def _authorised(self, scope: Scope) -> bool:
+        scheme, _, credentials = Headers(scope=scope).get("authorization", "").partition(" ")
+        # compare_digest on bytes: constant time, and no TypeError for a non-ASCII header
+        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS and not self._authorised(scope):
+            response = _JSON({"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>' "
+                                       "with the sink's LEADSTREAM_QUERY_TOKEN"},
+                             status_code=401, headers={"WWW-Authenticate": 'Bearer realm="leadstream"'})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _sql_request(body: Any) -> tuple[str, dict[str, Any], int]:
@@ -63,8 +110,11 @@ def _sql_request(body: Any) -> tuple[str, dict[str, Any], int]:
     return body["sql"], parameters, min(limit, MAX_ROWS)
 
 
-def build_app(db: Database, health: Callable[[], dict[str, Any]]) -> Starlette:
-    """The ASGI app; ClickHouse calls run in a worker thread behind the database lock."""
+def build_app(db: Database, health: Callable[[], dict[str, Any]], *, token: str | None = None) -> Starlette:
+    """The ASGI app; ClickHouse calls run in a worker thread behind the database lock.
+
+    ``token``: when given, every path but :data:`OPEN_PATHS` needs it as a bearer token.
+    """
 
     async def healthz(request: Request) -> JSONResponse:
         info = health()
@@ -104,9 +154,10 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]]) -> Starlette:
                       "rows": [[json_scalar(v) for v in row] for row in rows],
                       "truncated": len(rows) >= limit})
 
+    middleware = [Middleware(_BearerToken, token=token)] if token else []
     return Starlette(routes=[
         Route("/healthz", healthz),
         Route("/reports", list_reports),
         Route("/reports/{name}", report),
         Route("/sql", sql, methods=["POST"]),
-    ])
+    ], middleware=middleware)

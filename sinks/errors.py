@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ground.errors import LeadstreamError, SinkError
 
-__all__ = ["EngineLockedError", "MigrationError", "ReportError"]
+__all__ = ["EngineLockedError", "MigrationError", "QueryTokenError", "ReportError"]
 
 
 class ReportError(LeadstreamError, ValueError):
@@ -27,3 +27,7 @@ class MigrationError(LeadstreamError, ValueError):
 
 class EngineLockedError(SinkError):
     """The embedded engine's directory stayed locked by another process for the whole wait."""
+
+
+class QueryTokenError(LeadstreamError, ValueError):
+    """The query API would listen beyond loopback without ``LEADSTREAM_QUERY_TOKEN``: a configuration mistake."""

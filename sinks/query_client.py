@@ -25,9 +25,16 @@ from ground.settings import Settings
 from sinks.report_params import ReportParams
 from sinks.reports import run_report
 
-__all__ = ["fetch_report", "render"]
+__all__ = ["api_headers", "fetch_report", "render"]
 
 Result = list[dict[str, Any]] | dict[str, Any]
+
+
+def api_headers(settings: Settings) -> dict[str, str]:
+    """The headers a request to the sink's query API carries: the bearer token when one is configured."""
+    if settings.query_token is None:
+        return {}
+    return {"Authorization": f"Bearer {settings.query_token.get_secret_value()}"}
 
 
 def fetch_report(settings: Settings, name: str, params: ReportParams, timeout: float = 120.0) -> Result:
@@ -42,7 +49,7 @@ def fetch_report(settings: Settings, name: str, params: ReportParams, timeout: f
             db.close()
     url = f"http://{settings.query_host}:{settings.query_port}/reports/{name}"
     try:
-        response = httpx.get(url, params=params.to_query(), timeout=timeout)
+        response = httpx.get(url, params=params.to_query(), headers=api_headers(settings), timeout=timeout)
     except httpx.TransportError as exc:
         direct = _run_on_idle_engine(settings, name, params)
         if direct is not None:

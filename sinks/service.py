@@ -17,7 +17,7 @@ import uvicorn
 
 from ground.errors import SinkError
 from ground.settings import Settings
-from sinks.api import build_app
+from sinks.api import build_app, require_query_token
 from sinks.clickhouse import Database, connect
 from sinks.sink import Sink
 
@@ -32,10 +32,12 @@ class SinkService:
     def __init__(self, settings: Settings, db: Database | None = None, *, serve_api: bool | None = None,
                  group_id: str | None = None) -> None:
         self.settings = settings
+        self.serve_api = settings.clickhouse_embedded if serve_api is None else serve_api
+        # an API exposed without its token is refused before anything is opened or consumed
+        self._token = require_query_token(settings) if self.serve_api else None
         # a sink restarted right after a crash can find the engine still locked by the dying one
         self.db = db or connect(settings, lock_wait=settings.engine_lock_wait_seconds)
         self.sink = Sink(settings, self.db, group_id=group_id)
-        self.serve_api = settings.clickhouse_embedded if serve_api is None else serve_api
         self._consumer_thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
         self._server_thread: threading.Thread | None = None
@@ -56,7 +58,7 @@ class SinkService:
             self._subscribed.set()
 
     def _make_server(self) -> uvicorn.Server:
-        app = build_app(self.db, self.health)
+        app = build_app(self.db, self.health, token=self._token)
         config = uvicorn.Config(app, host=self.settings.query_host, port=self.settings.query_port,
                                 log_level="warning", lifespan="off")
         return uvicorn.Server(config)

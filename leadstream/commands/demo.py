@@ -51,6 +51,7 @@ def register(app: typer.Typer) -> None:
 
 def run_demo(settings: Settings, *, seed: int, contacts: int, reset: bool, timeout: float) -> None:
     from leadstream.testing.synthetic import DEMO_CHANNELS, DEMO_SIZES, generate
+    from sinks.query_client import api_headers
 
     _start_broker(settings)
     _prepare_state(settings, reset=reset)
@@ -73,7 +74,7 @@ def run_demo(settings: Settings, *, seed: int, contacts: int, reset: bool, timeo
         events = _events(dataset)
         _post_all(collector, secret, events)
         expected_deals = len({d["deal_id"] for d in dataset.deal_changes})
-        rows = _await_report(query, expected_deals, stack, timeout)
+        rows = _await_report(query, api_headers(settings), expected_deals, stack, timeout)
     finally:
         stack.stop()
     _print(rows, DEMO_CHANNELS)
@@ -222,9 +223,9 @@ def _progress() -> Progress:
                     console=console)
 
 
-def _sources(query: str) -> list[dict[str, Any]]:
+def _sources(query: str, headers: dict[str, str]) -> list[dict[str, Any]]:
     try:
-        resp = httpx.get(f"{query}/reports/sources", params={"by": "channel"}, timeout=30)
+        resp = httpx.get(f"{query}/reports/sources", params={"by": "channel"}, headers=headers, timeout=30)
     except httpx.HTTPError:
         return []
     if resp.status_code != 200:
@@ -233,7 +234,8 @@ def _sources(query: str) -> list[dict[str, Any]]:
     return rows if isinstance(rows, list) else []
 
 
-def _await_report(query: str, expected_deals: int, stack: Stack, timeout: float) -> list[dict[str, Any]]:
+def _await_report(query: str, headers: dict[str, str], expected_deals: int, stack: Stack,
+                  timeout: float) -> list[dict[str, Any]]:
     """Wait until the sources report counts every deal, and the counts stop moving."""
     rows: list[dict[str, Any]] = []
     stable_since = time.monotonic()
@@ -243,7 +245,7 @@ def _await_report(query: str, expected_deals: int, stack: Stack, timeout: float)
         task = progress.add_task("Waiting for the worker and the sink to catch up (deals)", total=expected_deals)
         while time.monotonic() < deadline:
             stack.check_alive()
-            rows = _sources(query)
+            rows = _sources(query, headers)
             deals = sum(int(r.get("deals") or 0) for r in rows)
             progress.update(task, completed=min(deals, expected_deals))
             snapshot = json.dumps(rows, sort_keys=True)

@@ -58,6 +58,10 @@ def register(app: typer.Typer) -> None:
         from leadstream.supervisor import ProcessSpec, Supervisor
 
         settings = get_settings()
+        if settings.clickhouse_embedded:
+            from sinks.api import require_query_token
+
+            require_query_token(settings)  # refused here, not as a sink child restarted forever
         if create_topics:
             from ground.kafka_admin import create_topics as create
 

@@ -2,9 +2,10 @@
 
 One enriched touch (google / cpc) and its contact version go through the real broker
 into a real sink on the embedded engine; ``leadstream query sources --format json``
-(the CLI, talking to the sink's query API) must return a row for that source. The API
-must refuse anything but a single SELECT, apply its row limit, and ``leadstream query``
-must say clearly when no sink is serving.
+(the CLI, talking to the sink's query API with its bearer token) must return a row for
+that source. The API must refuse anything but a single SELECT, apply its row limit, want
+the token on everything but ``/healthz``, and ``leadstream query`` must say clearly when no
+sink is serving. (Every refusal of the SQL door: ``test_sink_sql_guard.py``.)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from ground.settings import Settings, get_settings
@@ -43,7 +45,8 @@ def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
 
 def test_one_touch_reaches_sources_through_the_cli(topics: Settings) -> None:
     """An enriched touch consumed by the sink shows up in `leadstream query sources --format json`."""
-    settings = topics.model_copy(update={"query_port": free_port()})
+    settings = topics.model_copy(update={"query_port": free_port(), "query_token": SecretStr("skeleton-token")})
+    auth = {"Authorization": "Bearer skeleton-token"}
     touch = one_touch(contact_id=None, anonymous_id="anon-skeleton")
     produce(settings, [("enriched-touches", "anon-skeleton", touch),
                        ("enriched-contacts", "c-skeleton", one_contact("c-skeleton", touch))])
@@ -65,25 +68,27 @@ def test_one_touch_reaches_sources_through_the_cli(topics: Settings) -> None:
         assert code == 0 and "attribution: no rows" in out  # no deals yet
 
         base = f"http://{settings.query_host}:{settings.query_port}"
-        health = httpx.get(f"{base}/healthz", timeout=10).json()
+        health = httpx.get(f"{base}/healthz", timeout=10).json()  # open: no token needed
         assert health["status"] == "ok" and health["sink"]["rows"]["touches"] == 1
         db = settings.clickhouse_database
-        ok = httpx.post(f"{base}/sql", timeout=30, json={
+        assert httpx.post(f"{base}/sql", timeout=30, json={"sql": "SELECT 1"}).status_code == 401
+        assert httpx.get(f"{base}/reports/sources", timeout=30).status_code == 401
+        ok = httpx.post(f"{base}/sql", timeout=30, headers=auth, json={
             "sql": f"SELECT channel, count() AS n FROM {db}.touches_dedup WHERE source = {{src:String}} "
                    "GROUP BY channel", "parameters": {"src": "google"}}).json()
         assert ok["columns"] == ["channel", "n"] and ok["rows"] == [["Paid Search", 1]]
-        limited = httpx.post(f"{base}/sql", timeout=30, json={"sql": "SELECT number FROM numbers(100)",
-                                                               "limit": 5}).json()
+        limited = httpx.post(f"{base}/sql", timeout=30, headers=auth,
+                             json={"sql": "SELECT number FROM numbers(100)", "limit": 5}).json()
         assert len(limited["rows"]) == 5 and limited["truncated"] is True
         for bad in (f"DROP TABLE {db}.touches", f"SELECT 1; DROP TABLE {db}.touches",
                     f"INSERT INTO {db}.touches SELECT * FROM {db}.touches"):
-            refused = httpx.post(f"{base}/sql", timeout=30, json={"sql": bad})
+            refused = httpx.post(f"{base}/sql", timeout=30, headers=auth, json={"sql": bad})
             assert refused.status_code == 400, bad
-        # readonly also holds for what the text check cannot see
-        sneaky = httpx.post(f"{base}/sql", timeout=30, json={"sql": "SELECT * FROM system.numbers "
-                                                             "SETTINGS readonly = 0 LIMIT 1"})
+        # no SETTINGS clause can lift readonly
+        sneaky = httpx.post(f"{base}/sql", timeout=30, headers=auth,
+                            json={"sql": "SELECT * FROM system.numbers SETTINGS readonly = 0 LIMIT 1"})
         assert sneaky.status_code == 400
-        assert httpx.get(f"{base}/reports/nope", timeout=10).status_code == 400
+        assert httpx.get(f"{base}/reports/nope", timeout=10, headers=auth).status_code == 400
     finally:
         service.stop()
 

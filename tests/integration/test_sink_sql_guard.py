@@ -1,4 +1,4 @@
-"""The analysts' SQL door (``POST /sql``) is read-only.
+"""The analysts' SQL door (``POST /sql``) is read-only, and its bearer token holds.
 
 Everything runs on the real embedded engine of the session (no broker needed): a migrated
 database with one touch and one contact, a second database holding a secret row, a file
@@ -11,6 +11,7 @@ are unchanged) or fetched (the server saw no connection), and no answer may carr
 from __future__ import annotations
 
 import http.server
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -19,17 +20,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
-from ground.settings import Settings
+from ground.settings import Settings, get_settings
+from leadstream.testing.processes import free_port, leadstream_cmd, settings_env
+from leadstream.testing.waiting import wait_for
 from sinks.api import build_app
 from sinks.clickhouse import Database, connect
+from sinks.errors import QueryTokenError
 from sinks.migrate import apply_migrations
 from sinks.rows import TABLES
+from sinks.service import SinkService
 from sinks.sql_guard import MAX_SQL_CHARS, SYSTEM_TABLES, TABLE_FUNCTIONS
 from tests.integration.sink_feed import one_contact, one_touch
 
 pytestmark = [pytest.mark.integration]
+
+TOKEN = "analyst-token-1"
 
 
 class _CountingServer(http.server.ThreadingHTTPServer):
@@ -81,7 +90,7 @@ class Door:
 
     def sql(self, statement: str, parameters: dict[str, Any] | None = None, **extra: Any) -> Any:
         body = {"sql": statement, "parameters": parameters or {}, **extra}
-        return self.client.post("/sql", json=body)
+        return self.client.post("/sql", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
 
 
 def _health() -> dict[str, Any]:
@@ -92,7 +101,7 @@ def _health() -> dict[str, Any]:
 def door(clickhouse_url: str, tmp_path: Path) -> Iterator[Door]:
     tag = uuid.uuid4().hex[:8]
     settings = Settings(CLICKHOUSE_URL=clickhouse_url, LEADSTREAM_CLICKHOUSE_DATABASE=f"ls_guard_{tag}",
-                        LEADSTREAM_DATA_DIR=str(tmp_path / "data"))
+                        LEADSTREAM_DATA_DIR=str(tmp_path / "data"), LEADSTREAM_QUERY_TOKEN=TOKEN)
     db = connect(settings)
     other, secret = f"ls_other_{tag}", f"top-secret-{tag}"
     server = _CountingServer()
@@ -109,7 +118,7 @@ def door(clickhouse_url: str, tmp_path: Path) -> Iterator[Door]:
         db.command(f"INSERT INTO {other}.secret VALUES ('{secret}')")
         secret_file = tmp_path / "secret.txt"
         secret_file.write_text(f"{secret}\n")
-        with TestClient(build_app(db, _health)) as client:
+        with TestClient(build_app(db, _health, token=TOKEN)) as client:
             yield Door(settings, db, client, other, secret, secret_file, tmp_path / "out.txt",
                        tmp_path / "marker", server)
     finally:
@@ -274,7 +283,8 @@ def test_what_analysts_need_still_works(door: Door) -> None:
     for table in sorted(SYSTEM_TABLES):
         limit_clause = " LIMIT 1" if table == "numbers" else ""
         assert door.sql(f"SELECT count() FROM (SELECT * FROM system.{table}{limit_clause})").status_code == 200
-    assert door.client.get("/reports/sources").json()[0]["lead_source"] == "Paid Search"
+    assert door.client.get("/reports/sources", headers={"Authorization": f"Bearer {TOKEN}"}).json()[0][
+        "lead_source"] == "Paid Search"
 
 
 @pytest.mark.timeout(60)
@@ -297,3 +307,66 @@ def test_the_engine_limits_hold(door: Door) -> None:
     assert "limit" in heavy.json()["error"].lower() or "timeout" in heavy.json()["error"].lower()
     assert door.sql("SELECT 1").json()["rows"] == [[1]]  # the session is not left in a bad state
     assert door.db.query("SELECT getSetting('readonly')")[1] == [(0,)]  # the sink can still write
+
+
+def test_the_bearer_token_is_required_when_set(door: Door) -> None:
+    """Without the token (or with a wrong one) every path but /healthz answers 401; with it, 200."""
+    client = door.client
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
+                    {"Authorization": TOKEN}, {"Authorization": f"Bearer {TOKEN}x"}):
+        assert client.post("/sql", json={"sql": "SELECT 1"}, headers=headers).status_code == 401, headers
+        assert client.get("/reports", headers=headers).status_code == 401, headers
+        response = client.get("/reports/sources", headers=headers)
+        assert response.status_code == 401 and "bearer token" in response.json()["error"]
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/reports", headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200
+    assert door.sql("SELECT 1").json()["rows"] == [[1]]
+
+
+def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
+    from leadstream.cli import app
+
+    env = settings_env(settings)
+    env.setdefault("LEADSTREAM_QUERY_TOKEN", "")  # blank is unset, whatever this shell exports
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, list(args), env=env)
+    finally:
+        get_settings.cache_clear()
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_leadstream_query_sends_the_token(door: Door) -> None:
+    """`leadstream query` passes LEADSTREAM_QUERY_TOKEN; without it the API's 401 is its error."""
+    settings = door.settings.model_copy(update={"query_port": free_port()})
+    server = uvicorn.Server(uvicorn.Config(build_app(door.db, _health, token=TOKEN), host=settings.query_host,
+                                           port=settings.query_port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, 30, "the query API")
+        code, out, err = _cli(settings, "query", "sources", "--format", "json")
+        assert code == 0, err
+        assert '"lead_source": "Paid Search"' in out
+        code, _, err = _cli(settings.model_copy(update={"query_token": None}), "query", "sources")
+        assert code == 1 and "401" in err and "bearer token" in err
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_the_sink_refuses_to_serve_beyond_loopback_without_a_token(door: Door) -> None:
+    """On 0.0.0.0 without LEADSTREAM_QUERY_TOKEN: QueryTokenError in process, exit 2 from `leadstream sink`."""
+    exposed = door.settings.model_copy(update={"query_host": "0.0.0.0", "query_token": None,
+                                               "query_port": free_port()})
+    with pytest.raises(QueryTokenError, match="LEADSTREAM_QUERY_TOKEN"):
+        SinkService(exposed, door.db, serve_api=True)
+    env = settings_env(exposed, LEADSTREAM_QUERY_TOKEN="")  # blank is unset, whatever this shell exports
+    done = subprocess.run(leadstream_cmd("sink"), env=env, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "LEADSTREAM_QUERY_TOKEN" in done.stderr and "0.0.0.0" in done.stderr
+    done = subprocess.run(leadstream_cmd("serve", "--no-create-topics"), env=env, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 2 and "LEADSTREAM_QUERY_TOKEN" in done.stderr, done.stderr

@@ -1,4 +1,4 @@
-"""Report parameters and row conversion: pure functions, nothing running.
+"""Query API token rule, report parameters and row conversion: pure functions, nothing running.
 
 The SQL guard needs the engine's parser, so its tests are in
 ``tests/integration/test_sink_sql_guard.py``.
@@ -10,10 +10,32 @@ from datetime import date
 
 import pytest
 
-from sinks.errors import ReportError
+from ground.settings import Settings
+from sinks.api import require_query_token
+from sinks.errors import QueryTokenError, ReportError
 from sinks.report_params import MODELS, ReportParams
 from sinks.reports import report_sql
 from sinks.rows import TABLES
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("localhost", True), ("127.0.1.1", True), ("::1", True), ("[::1]", True),
+    ("0.0.0.0", False), ("::", False), ("10.0.0.5", False), ("sink.example", False), ("", False)])
+def test_query_host_loopback(host: str, loopback: bool) -> None:
+    """Only loopback addresses count as local; any other host can be reached from elsewhere."""
+    assert Settings(LEADSTREAM_QUERY_HOST=host).query_host_is_loopback is loopback
+
+
+def test_query_token_is_required_beyond_loopback() -> None:
+    """Beyond loopback the token is required (a blank one is none); on loopback it is optional."""
+    with pytest.raises(QueryTokenError, match=r"0\.0\.0\.0:8124.*LEADSTREAM_QUERY_TOKEN"):
+        require_query_token(Settings(LEADSTREAM_QUERY_HOST="0.0.0.0", LEADSTREAM_QUERY_TOKEN=None))
+    with pytest.raises(QueryTokenError):
+        require_query_token(Settings(LEADSTREAM_QUERY_HOST="0.0.0.0", LEADSTREAM_QUERY_TOKEN="  "))
+    assert require_query_token(Settings(LEADSTREAM_QUERY_HOST="0.0.0.0", LEADSTREAM_QUERY_TOKEN="t0k")) == "t0k"
+    assert require_query_token(Settings(LEADSTREAM_QUERY_HOST="127.0.0.1", LEADSTREAM_QUERY_TOKEN=None)) is None
+    assert require_query_token(Settings(LEADSTREAM_QUERY_HOST="127.0.0.1", LEADSTREAM_QUERY_TOKEN="t")) == "t"
+    assert "t0k" not in repr(Settings(LEADSTREAM_QUERY_TOKEN="t0k"))
 
 
 def test_params_parse_and_bind_values() -> None:
