@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         default=None, validation_alias="LEADSTREAM_WEBHOOK_SECRET"
     )
+    #: key of the HMAC that turns an email into its stored hash and contact id; events
+    #: carrying an email are refused while it is unset (docs/privacy.md)
+    id_secret: SecretStr | None = Field(default=None, validation_alias="LEADSTREAM_ID_SECRET")
     max_body_bytes: int = Field(default=1_000_000, validation_alias="LEADSTREAM_MAX_BODY_BYTES")
     cors_origins: str = Field(default="*", validation_alias="LEADSTREAM_CORS_ORIGINS")
     site_domains: str = Field(default="", validation_alias="LEADSTREAM_SITE_DOMAINS")
