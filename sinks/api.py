@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from sinks.analyst_pool import AnalystsBusyError
 from sinks.clickhouse import Database
 from sinks.errors import ReportError
 from sinks.json_values import json_scalar
@@ -76,6 +77,8 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]]) -> Starlette:
             result = await asyncio.to_thread(run_report, db, name, params)  # an unknown name: ReportError
         except ReportError as exc:
             return _JSON({"error": str(exc)}, status_code=400)
+        except AnalystsBusyError as exc:
+            return _JSON({"error": str(exc)}, status_code=503, headers={"Retry-After": "1"})
         return _JSON(result)
 
     async def sql(request: Request) -> JSONResponse:
@@ -98,6 +101,8 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]]) -> Starlette:
         }
         try:
             columns, rows = await asyncio.to_thread(db.query, statement, parameters, settings)
+        except AnalystsBusyError as exc:
+            return _JSON({"error": str(exc)}, status_code=503, headers={"Retry-After": "1"})
         except Exception as exc:  # ClickHouse's message is the useful answer to a bad query
             return _JSON({"error": str(exc).splitlines()[0][:2000]}, status_code=400)
         rows = rows[:limit]
