@@ -166,7 +166,7 @@ def main() -> int:
     create_topics(settings)
     port = _free_port()
     env = {**os.environ, "LEADSTREAM_TOPIC_PREFIX": prefix, "LEADSTREAM_COLLECTOR_PORT": str(port),
-           "LEADSTREAM_WEBHOOK_SECRET": SECRET}
+           "LEADSTREAM_WEBHOOK_SECRET": SECRET, "LEADSTREAM_ID_SECRET": "bench-id-secret"}
     proc = subprocess.Popen([sys.executable, "-m", "leadstream", "collector"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         default=None, validation_alias="LEADSTREAM_WEBHOOK_SECRET"
     )
+    #: key of the HMAC that turns an email into its stored hash and contact id; events
+    #: carrying an email are refused while it is unset (docs/privacy.md)
+    id_secret: SecretStr | None = Field(default=None, validation_alias="LEADSTREAM_ID_SECRET")
     max_body_bytes: int = Field(default=1_000_000, validation_alias="LEADSTREAM_MAX_BODY_BYTES")
     cors_origins: str = Field(default="*", validation_alias="LEADSTREAM_CORS_ORIGINS")
     site_domains: str = Field(default="", validation_alias="LEADSTREAM_SITE_DOMAINS")
@@ -91,6 +94,20 @@ class Settings(BaseSettings):
     engine_lock_wait_seconds: float = Field(
         default=60.0, ge=0, validation_alias="LEADSTREAM_ENGINE_LOCK_WAIT_SECONDS"
     )
+
+    # --- analysts (the sink's query API on the embedded engine) ----------------------
+    #: engine connections of their own; also the number of analyst queries run at once
+    analyst_connections: int = Field(default=2, ge=1, le=32, validation_alias="LEADSTREAM_ANALYST_CONNECTIONS")
+    #: how long a query waits for a free connection before it is answered 503
+    analyst_queue_seconds: float = Field(default=5.0, ge=0, validation_alias="LEADSTREAM_ANALYST_QUEUE_SECONDS")
+    analyst_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, validation_alias="LEADSTREAM_ANALYST_TIMEOUT_SECONDS"
+    )
+    analyst_max_memory_bytes: int = Field(
+        default=2_000_000_000, ge=10_000_000, validation_alias="LEADSTREAM_ANALYST_MAX_MEMORY_BYTES"
+    )
+    #: engine threads one analyst query may use: the rest of the machine stays the sink's
+    analyst_max_threads: int = Field(default=1, ge=1, le=64, validation_alias="LEADSTREAM_ANALYST_MAX_THREADS")
 
     @field_validator("query_token")
     @classmethod

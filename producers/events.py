@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ground.errors import CaptureError
 from ground.vocabulary import CLICK_IDS, UTM_FIELDS, now_ms
-from producers.privacy import contact_id_from_email, email_sha256, is_bot, redact_emails
+from producers.privacy import NoIdSecretError, Pseudonyms, is_bot, redact_emails
 from schemas.vocabulary import TOUCH_TYPES
 
 __all__ = [
@@ -257,12 +257,14 @@ def _url(fields: Mapping[str, Any], name: str, *, absolute: bool) -> str | None:
     return redact_emails(value)
 
 
-def _email(fields: Mapping[str, Any]) -> str | None:
+def _email(fields: Mapping[str, Any], ids: Pseudonyms) -> str | None:
     value = _text(fields, "email", 320)
     if value is None:
         return None
     try:
-        return email_sha256(value)
+        return ids.email_hash(value)
+    except NoIdSecretError as exc:
+        raise Rejected("id_secret_missing", str(exc)) from exc
     except ValueError as exc:
         raise Rejected("invalid_email", "email is not an email address") from exc
 
@@ -283,13 +285,13 @@ def _envelope(fields: Mapping[str, Any], received_at: int, *, deterministic: str
     }
 
 
-def _contact_id(fields: Mapping[str, Any], contact_id: str | None, email_hash: str | None) -> str:
-    """The given contact_id, else the one derived from the email."""
+def _contact_id(contact_id: str | None, email_hash: str | None) -> str:
+    """The given contact_id, else the one derived from the email's keyed hash."""
     if contact_id is not None:
         return contact_id
     if email_hash is None:
         raise Rejected("missing_field", "contact_id or email is required")
-    return contact_id_from_email(str(fields["email"]))
+    return "email:" + email_hash[:32]
 
 
 # ---- records ---------------------------------------------------------------------------
@@ -381,6 +383,7 @@ def identify_record(
     fields: Mapping[str, Any],
     *,
     received_at: int,
+    ids: Pseudonyms,
     require_event_time: bool = False,
     deterministic_id: bool = False,
     extra_traits: bool = False,
@@ -388,8 +391,8 @@ def identify_record(
     """An Identify: anonymous id -> contact id (given, or derived from the email hash)."""
     anonymous_id = _text(fields, "anonymous_id", MAX_ID, required=True)
     given = _text(fields, "contact_id", MAX_ID)
-    email_hash = _email(fields)
-    contact_id = _contact_id(fields, given, email_hash)
+    email_hash = _email(fields, ids)
+    contact_id = _contact_id(given, email_hash)
     traits = _string_map(fields, "traits")
     if extra_traits:
         known = {"event_id", "event_time", "anonymous_id", "contact_id", "email", "source", "source_system",
@@ -410,13 +413,14 @@ def contact_change_record(
     fields: Mapping[str, Any],
     *,
     received_at: int,
+    ids: Pseudonyms,
     require_event_time: bool = True,
     extra_properties: bool = False,
 ) -> Record:
     """A ContactChange (created, updated, merge) from a webhook, import or the API."""
     change = _enum(fields, "change", CONTACT_CHANGES, required=True)
-    email_hash = _email(fields)
-    contact_id = _contact_id(fields, _text(fields, "contact_id", MAX_ID), email_hash)
+    email_hash = _email(fields, ids)
+    contact_id = _contact_id(_text(fields, "contact_id", MAX_ID), email_hash)
     merged_into = _text(fields, "merged_into", MAX_ID)
     if change == "merge" and merged_into is None:
         raise Rejected("missing_field", "merged_into is required for a merge")

@@ -25,6 +25,7 @@ from ground.vocabulary import now_ms
 from producers.dead_letters import DeadLetterPublisher, rejection
 from producers.events import Rejected
 from producers.kafka import EventProducer
+from producers.privacy import Pseudonyms
 from producers.publish import build_record
 
 __all__ = ["IMPORT_KINDS", "REQUIRED_COLUMNS", "ImportResult", "RowError", "count_rows", "import_csv"]
@@ -105,7 +106,7 @@ def import_csv(
                        if not any(column in header for column in group)]
             if missing:
                 raise CaptureError(f"{path}: missing column(s) {', '.join(missing)} for {name}")
-            rows = _Rows(kind, header, path.name, events, dead_letters, result)
+            rows = _Rows(kind, header, path.name, events, dead_letters, result, Pseudonyms.of(settings.id_secret))
             for cells in reader:
                 row_number += 1
                 if not cells:
@@ -137,6 +138,7 @@ class _Rows:
     events: EventProducer
     dead_letters: DeadLetterPublisher
     result: ImportResult
+    ids: Pseudonyms
 
     def take(self, row_number: int, cells: list[str]) -> None:
         """Publish one record or dead-letter it; either way it is counted in the result."""
@@ -147,7 +149,8 @@ class _Rows:
         try:
             if extra:
                 raise Rejected("too_many_cells", f"row has more cells than the header's {len(header)}")
-            record = build_record(self.kind, {k: v for k, v in row.items() if k}, received_at=now_ms(), csv=True)
+            record = build_record(self.kind, {k: v for k, v in row.items() if k}, received_at=now_ms(),
+                                  ids=self.ids, csv=True)
             self.events.send(self.kind, record)
             self.result.accepted += 1
         except (Rejected, SchemaError) as exc:

@@ -2,8 +2,9 @@
 
 The collector, the webhooks, the imports and the Python API all pass their text
 through here: emails are redacted from URLs, referrers, titles and free-text
-properties; an email given on purpose (identify, contact change) is kept only as the
-SHA-256 of its normalised form; a contact id can be derived from that hash. No raw IP
+properties; an email given on purpose (identify, contact change) is kept only as a
+keyed hash of its normalised form (:class:`Pseudonyms`), from which a contact id can be
+derived. No raw IP
 address ever reaches an event (the collector simply never reads it).
 
 Every pattern here runs on client text, so each one is compiled with RE2 (google-re2),
@@ -15,6 +16,7 @@ email pattern below, and froze the collector meanwhile.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from functools import lru_cache
 
@@ -22,8 +24,8 @@ import re2
 
 __all__ = [
     "EMAIL_REDACTION",
-    "contact_id_from_email",
-    "email_sha256",
+    "NoIdSecretError",
+    "Pseudonyms",
     "is_bot",
     "normalise_email",
     "redact_emails",
@@ -80,18 +82,46 @@ def normalise_email(email: str) -> str:
     return value
 
 
-def email_sha256(email: str) -> str:
-    """Hex SHA-256 of the normalised email (the only form in which an email is stored)."""
-    return hashlib.sha256(normalise_email(email).encode()).hexdigest()
+class NoIdSecretError(ValueError):
+    """An email arrived and no ``LEADSTREAM_ID_SECRET`` is configured to hash it with."""
 
 
-def contact_id_from_email(email: str) -> str:
-    """The contact id derived from an email: ``email:`` + the first 32 hex chars of its SHA-256.
+class Pseudonyms:
+    """Emails -> keyed, non-reversible hashes and the contact ids derived from them.
 
-    Deterministic, so the same person identified by two forms (or by a form and a CRM
-    export that carries only the email) becomes the same contact.
+    A plain SHA-256 of an address can be reversed by anyone who hashes a list of
+    addresses and compares; an HMAC-SHA256 under the deployment's secret cannot, without
+    the secret. Deterministic under one secret, so the same person identified by two
+    forms (or by a form and a CRM export that carries only the email) becomes the same
+    contact. Without a secret every email is refused rather than hashed weakly.
     """
-    return "email:" + email_sha256(email)[:32]
+
+    def __init__(self, secret: str | None) -> None:
+        self._key = secret.encode() if secret else None
+
+    @classmethod
+    def of(cls, secret: object) -> Pseudonyms:
+        """From the settings' ``id_secret`` (a SecretStr, a plain string or None)."""
+        value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret
+        return cls(str(value) if value else None)
+
+    @property
+    def configured(self) -> bool:
+        return self._key is not None
+
+    def email_hash(self, email: str) -> str:
+        """Hex HMAC-SHA256 of the normalised email (the only form in which an email is stored).
+
+        Raises ValueError when it is no email, NoIdSecretError when there is no secret.
+        """
+        value = normalise_email(email)
+        if self._key is None:
+            raise NoIdSecretError("LEADSTREAM_ID_SECRET is not set: events with an email are refused")
+        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+
+    def contact_id(self, email: str) -> str:
+        """``email:`` + the first 32 hex characters of :meth:`email_hash`."""
+        return "email:" + self.email_hash(email)[:32]
 
 
 #: Characters of a user agent that are looked at: real ones are a few hundred long, and

@@ -32,6 +32,7 @@ from producers.events import (
     touch_record,
 )
 from producers.kafka import EventProducer
+from producers.privacy import Pseudonyms
 
 __all__ = [
     "ContactPublisher",
@@ -45,7 +46,8 @@ __all__ = [
 Record = dict[str, Any]
 
 
-def build_record(kind: str, fields: Mapping[str, Any], *, received_at: int, csv: bool = False) -> Record:
+def build_record(kind: str, fields: Mapping[str, Any], *, received_at: int, ids: Pseudonyms,
+                 csv: bool = False) -> Record:
     """Validate server-side input (API, webhook, import) of ``kind`` into its Avro record.
 
     Server-side inputs must carry ``event_time``; with ``csv`` unknown columns become
@@ -55,10 +57,10 @@ def build_record(kind: str, fields: Mapping[str, Any], *, received_at: int, csv:
         return touch_record(fields, received_at=received_at, require_event_time=True,
                             deterministic_id=True, extra_properties=csv)
     if kind == "identify":
-        return identify_record(fields, received_at=received_at, require_event_time=True,
+        return identify_record(fields, received_at=received_at, ids=ids, require_event_time=True,
                                deterministic_id=True, extra_traits=csv)
     if kind == "contact":
-        return contact_change_record(fields, received_at=received_at, extra_properties=csv)
+        return contact_change_record(fields, received_at=received_at, ids=ids, extra_properties=csv)
     if kind == "deal":
         return deal_change_record(fields, received_at=received_at)
     raise ValueError(f"unknown event kind {kind!r}")
@@ -80,11 +82,12 @@ class Publisher:
         self.producer = producer or EventProducer(self.settings)
         self.dead_letters = DeadLetterPublisher(self.producer)
         self.stage = stage
+        self.ids = Pseudonyms.of(self.settings.id_secret)
 
     def publish(self, fields: Mapping[str, Any], *, origin: str | None = None, csv: bool = False) -> Record:
         """Validate and produce one event; on invalid input dead-letter it and raise Rejected."""
         try:
-            record = build_record(self.kind, fields, received_at=now_ms(), csv=csv)
+            record = build_record(self.kind, fields, received_at=now_ms(), ids=self.ids, csv=csv)
             self.producer.send(self.kind, record)
         except (Rejected, SchemaError) as exc:
             code, detail = rejection(exc)

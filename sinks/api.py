@@ -35,6 +35,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ground.settings import Settings
+from sinks.analyst_pool import AnalystsBusyError
 from sinks.clickhouse import Database
 from sinks.errors import QueryTokenError, ReportError
 from sinks.json_values import json_scalar
@@ -111,7 +112,7 @@ def _sql_request(body: Any) -> tuple[str, dict[str, Any], int]:
 
 
 def build_app(db: Database, health: Callable[[], dict[str, Any]], *, token: str | None = None) -> Starlette:
-    """The ASGI app; ClickHouse calls run in a worker thread behind the database lock.
+    """The ASGI app; ClickHouse calls run in worker threads, on ``db`` (the sink gives its analyst pool).
 
     ``token``: when given, every path but :data:`OPEN_PATHS` needs it as a bearer token.
     """
@@ -130,6 +131,8 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]], *, token: str 
             result = await asyncio.to_thread(run_report, db, name, params)  # an unknown name: ReportError
         except ReportError as exc:
             return _JSON({"error": str(exc)}, status_code=400)
+        except AnalystsBusyError as exc:
+            return _JSON({"error": str(exc)}, status_code=503, headers={"Retry-After": "1"})
         return _JSON(result)
 
     async def sql(request: Request) -> JSONResponse:
@@ -138,6 +141,8 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]], *, token: str 
             statement = await asyncio.to_thread(guard_select, db, text, parameters)
         except (ValueError, ReportError) as exc:  # a refusal names what was refused
             return _JSON({"error": str(exc)}, status_code=400)
+        except AnalystsBusyError as exc:
+            return _JSON({"error": str(exc)}, status_code=503, headers={"Retry-After": "1"})
         settings = {
             "readonly": 1,
             "max_result_rows": limit,
@@ -147,6 +152,8 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]], *, token: str 
         }
         try:
             columns, rows = await asyncio.to_thread(db.query, statement, parameters, settings)
+        except AnalystsBusyError as exc:
+            return _JSON({"error": str(exc)}, status_code=503, headers={"Retry-After": "1"})
         except Exception as exc:  # ClickHouse's message is the useful answer to a bad query
             return _JSON({"error": str(exc).splitlines()[0][:2000]}, status_code=400)
         rows = rows[:limit]

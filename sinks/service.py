@@ -1,9 +1,11 @@
 """``leadstream sink``: the consumer loop plus, in embedded mode, the query API.
 
 The consumer runs in its own thread and the HTTP server (uvicorn) in another (or in
-the main thread for the CLI), so a long report never stalls ingestion and a slow
-insert never stalls the API; ClickHouse calls themselves are serialised by the
-:class:`~sinks.clickhouse.Database` lock, as the embedded engine requires.
+the main thread for the CLI). They do not share an engine connection: the consumer's
+calls are serialised by its :class:`~sinks.clickhouse.Database` lock, and the API reads
+through :class:`~sinks.analyst_pool.AnalystPool`, connections of its own with their own
+limits, so a long analyst query never holds ingestion and a slow insert never stalls
+the API.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import uvicorn
 
 from ground.errors import SinkError
 from ground.settings import Settings
+from sinks.analyst_pool import AnalystPool
 from sinks.api import build_app, require_query_token
 from sinks.clickhouse import Database, connect
 from sinks.sink import Sink
@@ -43,6 +46,7 @@ class SinkService:
         self._server_thread: threading.Thread | None = None
         self._subscribed = threading.Event()
         self._crashed: BaseException | None = None
+        self._analysts: AnalystPool | None = None
 
     def health(self) -> dict[str, Any]:
         alive = self._consumer_thread is not None and self._consumer_thread.is_alive()
@@ -58,7 +62,9 @@ class SinkService:
             self._subscribed.set()
 
     def _make_server(self) -> uvicorn.Server:
-        app = build_app(self.db, self.health, token=self._token)
+        if self._analysts is None:
+            self._analysts = AnalystPool(self.settings)
+        app = build_app(self._analysts, self.health, token=self._token)
         config = uvicorn.Config(app, host=self.settings.query_host, port=self.settings.query_port,
                                 log_level="warning", lifespan="off")
         return uvicorn.Server(config)
@@ -93,6 +99,12 @@ class SinkService:
             self._server_thread.join(timeout)
         if self._consumer_thread is not None:
             self._consumer_thread.join(timeout)
+        self._close_analysts()
+
+    def _close_analysts(self) -> None:
+        if self._analysts is not None:
+            self._analysts.close()
+            self._analysts = None
 
     def serve_forever(self) -> None:
         """The CLI's foreground mode: API in the main thread (Ctrl-C stops it), consumer in a thread."""
@@ -110,3 +122,4 @@ class SinkService:
         finally:
             self.sink.stop()
             self._consumer_thread.join(60)
+            self._close_analysts()

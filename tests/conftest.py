@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ground.settings import Settings
+from tests.support.capture import ID_SECRET
 from tests.support.docker import docker_available
 
 BROKER_ENV = "KAFKA_BOOTSTRAP_SERVERS"
@@ -94,6 +95,7 @@ def settings(kafka_bootstrap: str, clickhouse_url: str, topic_prefix: str, tmp_p
         LEADSTREAM_CLICKHOUSE_DATABASE=f"ls_{topic_prefix.rstrip('-')}",
         LEADSTREAM_DATA_DIR=str(tmp_path / "data"),
         LEADSTREAM_WEBHOOK_SECRET="test-secret",
+        LEADSTREAM_ID_SECRET=ID_SECRET,
     )
 
 

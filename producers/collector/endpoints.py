@@ -44,6 +44,7 @@ from producers.events import (
 )
 from producers.kafka import EventProducer
 from producers.metrics import CaptureMetrics
+from producers.privacy import Pseudonyms
 
 __all__ = ["MAX_BATCH", "SNIPPET_PATH", "Endpoints", "events_of"]
 
@@ -85,6 +86,7 @@ class Endpoints:
         #: exposed as ``app.state.events`` so callers can flush it.
         self.state: dict[str, EventProducer | None] = {"producer": producer}
         self.secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        self.ids = Pseudonyms.of(settings.id_secret)
         self.limit = settings.max_body_bytes
         self.site_domains = settings.site_domain_list
         self.drop_bots = settings.bot_policy == "drop"
@@ -253,7 +255,7 @@ class Endpoints:
         def build(fields: Mapping[str, Any]) -> dict[str, Any]:
             if not fields.get("anonymous_id") and cookie:
                 fields = {**fields, "anonymous_id": cookie}
-            return identify_record(fields, received_at=received)
+            return identify_record(fields, received_at=received, ids=self.ids)
 
         response = await off_loop_if_large(declared_length(request), self.accept_batch, items, defaults,
                                            "collector", "collector:/identify", build=build, kind="identify")
@@ -265,10 +267,10 @@ class Endpoints:
         """The handler of ``POST /webhooks/{endpoint}``: signed ``kind`` changes."""
         origin = f"webhook:/webhooks/{endpoint}"
         label = f"webhook_{endpoint}"
-        record = deal_change_record if kind == "deal" else contact_change_record
-
         def build(fields: Mapping[str, Any]) -> dict[str, Any]:
-            return record(fields, received_at=now_ms())
+            if kind == "deal":
+                return deal_change_record(fields, received_at=now_ms())
+            return contact_change_record(fields, received_at=now_ms(), ids=self.ids)
 
         async def handler(request: Request) -> Response:
             if self.secret is None:

@@ -8,10 +8,13 @@ each builds its own app (and Kafka producer) from the environment through
 from __future__ import annotations
 
 import importlib.util
+import logging
 from typing import Any
 
 from ground.settings import Settings
 from producers.collector.app import create_app
+
+log = logging.getLogger(__name__)
 
 __all__ = ["app_from_environment", "serve"]
 
@@ -28,6 +31,9 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     """Run the collector until SIGINT/SIGTERM; the app's lifespan flushes the producer."""
     import uvicorn
 
+    if settings.id_secret is None:
+        log.warning("LEADSTREAM_ID_SECRET is not set: identifies and contact changes that carry an email "
+                    "are refused (400, dead letter reason id_secret_missing)")
     app: Any = create_app(settings)
     if workers > 1:  # each forked process builds its own app from the same environment
         app = "producers.collector.server:app_from_environment"

@@ -6,7 +6,6 @@ form on it calls ``leadstream.identify``. Both events are read back from Kafka.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +16,7 @@ import pytest
 
 from ground.settings import Settings
 from leadstream.testing.processes import collector_process
-from tests.support.capture import read_all
+from tests.support.capture import keyed, read_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -118,5 +117,5 @@ def test_snippet_page_view_and_identify_reach_kafka(topics: Settings, site: Any,
     assert touch.record["page_title"] == "Q4 launch" and touch.record["touch_type"] == "page_view"
     assert touch.record["url"].startswith(site.url)
     assert identify.key == aid and identify.record["anonymous_id"] == aid
-    assert identify.record["email_sha256"] == hashlib.sha256(b"buyer@example.com").hexdigest()
+    assert identify.record["email_sha256"] == keyed("buyer@example.com")
     assert identify.record["traits"] == {"plan": "pro"} and identify.record["source_system"] == "demo-form"

@@ -18,7 +18,7 @@ with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx is
 from ground.settings import Settings
 from ground.topics import Topics
 from producers.collector import PIXEL_GIF, create_app, sign
-from tests.support.capture import all_topic_counts, count, read_all
+from tests.support.capture import all_topic_counts, count, keyed, read_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:Using `httpx`")]
 
@@ -134,7 +134,8 @@ def test_identify_hashes_the_email(client: TestClient, topics: Settings) -> None
     assert response.status_code == 200
     flush(client)
     [msg] = read_all(topics, "identities", at_least=1)
-    digest = hashlib.sha256(b"jane.doe@example.com").hexdigest()
+    digest = keyed("jane.doe@example.com")
+    assert digest != hashlib.sha256(b"jane.doe@example.com").hexdigest()  # not reversible from a list
     assert msg.key == "id-1"
     assert msg.record["email_sha256"] == digest
     assert msg.record["contact_id"] == "email:" + digest[:32]
@@ -150,6 +151,20 @@ def test_identify_without_contact_or_email_is_rejected(client: TestClient, topic
     assert count(topics, "identities") == 0
     [dead] = read_all(topics, "dead-letter", at_least=1)
     assert dead.record["reason"] == "missing_field"
+
+
+def test_an_email_without_an_id_secret_is_refused_by_name(topics: Settings) -> None:
+    """No LEADSTREAM_ID_SECRET: an identify with an email is a 400 naming it, and a dead letter without it."""
+    settings = topics.model_copy(update={"id_secret": None})
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/identify", json={"anonymous_id": "id-3", "email": "jo@acme.com"})
+        assert response.status_code == 400 and response.json()["rejected"][0]["reason"] == "id_secret_missing"
+        assert client.post("/identify", json={"anonymous_id": "id-4", "contact_id": "C-4"}).status_code == 200
+        flush(client)
+    [identify] = read_all(topics, "identities", at_least=1)
+    assert identify.record["contact_id"] == "C-4"
+    [dead] = read_all(topics, "dead-letter", at_least=1)
+    assert dead.record["reason"] == "id_secret_missing" and b"jo@acme.com" not in dead.record["payload"]
 
 
 def _deal(**extra: object) -> dict[str, object]:
@@ -217,7 +232,7 @@ def test_contact_webhook(client: TestClient, topics: Settings) -> None:
     flush(client)
     changes = {m.key: m.record for m in read_all(topics, "contacts", at_least=2)}
     assert changes["C-7"]["contact_source"] == "Ana Contacts" and changes["C-7"]["lifecycle_stage"] == "mql"
-    assert changes["C-7"]["email_sha256"] == hashlib.sha256(b"x@y.io").hexdigest()
+    assert changes["C-7"]["email_sha256"] == keyed("x@y.io")
     assert changes["C-8"]["change"] == "merge" and changes["C-8"]["merged_into"] == "C-7"
 
 

@@ -7,6 +7,8 @@ timing guesses.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,7 +20,15 @@ from ground.settings import Settings
 from ground.topics import Topics
 from schemas import decode
 
-__all__ = ["Consumed", "all_topic_counts", "count", "end_offsets", "read_all"]
+__all__ = ["ID_SECRET", "Consumed", "all_topic_counts", "count", "end_offsets", "keyed", "read_all"]
+
+#: The keyed-hash secret (LEADSTREAM_ID_SECRET) of every test deployment.
+ID_SECRET = "test-id-secret"
+
+
+def keyed(email: str) -> str:
+    """The stored hash of ``email`` under the tests' ID secret, computed independently of the product."""
+    return hmac.new(ID_SECRET.encode(), email.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,10 @@ from producers.events import (
     pixel_fields,
     touch_record,
 )
-from producers.privacy import contact_id_from_email, email_sha256, is_bot, redact_emails
+from producers.privacy import Pseudonyms, is_bot, redact_emails
 from schemas import decode, encode
+
+IDS = Pseudonyms("unit-secret")
 
 NOW = 1_750_000_000_000
 
@@ -95,20 +97,43 @@ def test_event_time_formats(value: object, expected: int) -> None:
 def test_email_hash_and_contact_id_are_normalised(email: str) -> None:
     """Case and surrounding spaces do not change the hash or the derived contact id."""
     messy = f"  {email.upper()} "
-    assert email_sha256(messy) == hashlib.sha256(email.strip().lower().encode()).hexdigest()
-    assert contact_id_from_email(messy) == "email:" + email_sha256(email)[:32]
+    normal = email.strip().lower().encode()
+    assert IDS.email_hash(messy) == hmac.new(b"unit-secret", normal, hashlib.sha256).hexdigest()
+    assert IDS.contact_id(messy) == "email:" + IDS.email_hash(email)[:32]
+
+
+@given(st.emails())
+def test_the_hash_is_keyed_so_a_list_of_addresses_does_not_reverse_it(email: str) -> None:
+    """Neither the plain SHA-256 nor another secret's hash equals the stored one."""
+    normal = email.strip().lower().encode()
+    assert IDS.email_hash(email) != hashlib.sha256(normal).hexdigest()
+    assert IDS.email_hash(email) != Pseudonyms("another-secret").email_hash(email)
+
+
+def test_an_email_without_a_secret_is_refused() -> None:
+    """No LEADSTREAM_ID_SECRET: an identify or contact change with an email is rejected, by name."""
+    none = Pseudonyms(None)
+    with pytest.raises(Rejected) as info:
+        identify_record({"anonymous_id": "a", "email": "jo@acme.com"}, received_at=NOW, ids=none)
+    assert info.value.code == "id_secret_missing" and "LEADSTREAM_ID_SECRET" in info.value.detail
+    with pytest.raises(Rejected) as info:
+        contact_change_record({"email": "jo@acme.com", "change": "created", "event_time": NOW}, received_at=NOW,
+                              ids=none)
+    assert info.value.code == "id_secret_missing"
+    # without an email the secret is not needed
+    assert identify_record({"anonymous_id": "a", "contact_id": "C-1"}, received_at=NOW, ids=none)["contact_id"] == "C-1"
 
 
 def test_identify_needs_a_contact_and_never_keeps_the_email() -> None:
     """Identify keeps only the hash; without contact_id or email it is rejected."""
     record = identify_record({"anonymous_id": "a", "email": "Jo@Acme.com", "traits": {"company": "Acme", "n": 3}},
-                             received_at=NOW)
-    assert record["contact_id"] == contact_id_from_email("jo@acme.com")
+                             received_at=NOW, ids=IDS)
+    assert record["contact_id"] == IDS.contact_id("jo@acme.com")
     assert "jo@acme.com" not in str(record).lower() and record["traits"] == {"company": "Acme", "n": "3"}
     with pytest.raises(Rejected, match="contact_id or email"):
-        identify_record({"anonymous_id": "a"}, received_at=NOW)
+        identify_record({"anonymous_id": "a"}, received_at=NOW, ids=IDS)
     with pytest.raises(Rejected) as info:
-        identify_record({"anonymous_id": "a", "email": "not-an-email"}, received_at=NOW)
+        identify_record({"anonymous_id": "a", "email": "not-an-email"}, received_at=NOW, ids=IDS)
     assert info.value.code == "invalid_email"
 
 
@@ -140,13 +165,13 @@ def test_deal_event_id_is_deterministic_without_one() -> None:
 def test_contact_merge_rules() -> None:
     """A merge needs merged_into and cannot point at itself; lifecycle stages are case-insensitive."""
     record = contact_change_record({"contact_id": "B", "change": "merge", "merged_into": "A", "event_time": NOW,
-                                    "lifecycle_stage": "SQL"}, received_at=NOW)
+                                    "lifecycle_stage": "SQL"}, received_at=NOW, ids=IDS)
     assert record["merged_into"] == "A" and record["lifecycle_stage"] == "sql"
     with pytest.raises(Rejected, match="merged_into"):
-        contact_change_record({"contact_id": "B", "change": "merge", "event_time": NOW}, received_at=NOW)
+        contact_change_record({"contact_id": "B", "change": "merge", "event_time": NOW}, received_at=NOW, ids=IDS)
     with pytest.raises(Rejected) as info:
         contact_change_record({"contact_id": "B", "change": "merge", "merged_into": "B", "event_time": NOW},
-                              received_at=NOW)
+                              received_at=NOW, ids=IDS)
     assert info.value.code == "invalid_merge"
 
 
