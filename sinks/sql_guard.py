@@ -36,6 +36,7 @@ from typing import Any
 
 import re2
 
+from ground.errors import SinkError
 from sinks.clickhouse import Database
 from sinks.errors import ReportError
 
@@ -131,6 +132,8 @@ def guard_select(db: Database, sql: str, parameters: Mapping[str, Any]) -> str:
         _, rows = db.query(_PARSE_SQL, {"sql": sql, "categories": list(REFUSED_CATEGORIES),
                                         "names": sorted(REFUSED_FUNCTIONS), "prefixes": list(REFUSED_PREFIXES)},
                            {"readonly": 1, "max_execution_time": 10})
+    except SinkError:  # no connection free (the analyst pool) is no verdict on the statement
+        raise
     except Exception as exc:  # the engine's message says where the statement does not parse
         raise SqlRefused(_parse_failure(str(exc))) from exc
     statement, tree_json, engine_refused = rows[0]

@@ -16,6 +16,7 @@ check must find those rows lost.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,12 +33,13 @@ from tests.chaos.sink_process import SinkProcess
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
 
 SESSION_MS = "6000"
-#: (kind, at, fraction of the insert's duration for "during"). Each faulty sink counts from
-#: its own start, and a point is reached only while a backlog remains (a "between" needs a
-#: batch of several tables): full runs put their later points first, while the stream is long.
+#: (kind, at, fraction of the insert's duration for "during"); full runs add later points.
+#: Each faulty sink counts from its own start and reaches its point only while there is a
+#: backlog (a "between" needs a batch of several tables), so a fresh slice of the stream is
+#: produced before each one.
 SHORT_POINTS = [("before", 3, 0.5), ("between", 2, 0.5), ("during", 3, 0.5), ("after", 4, 0.5)]
-FULL_POINTS = [("between", 5, 0.5), ("before", 8, 0.5), ("after", 9, 0.5), ("during", 4, 0.8), ("during", 2, 0.25),
-               *SHORT_POINTS]
+FULL_POINTS = [*SHORT_POINTS, ("during", 2, 0.25), ("before", 8, 0.5), ("during", 4, 0.8), ("between", 5, 0.5),
+               ("after", 9, 0.5)]
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +53,8 @@ def _said(sink: SinkProcess) -> str:
     return lines[-1].removeprefix("faulty-sink: ") if lines else "?"
 
 
-def _run_sinks(sink: SinkProcess, points: list[tuple[str, int, float]], probe: Committed) -> list[float]:
+def _run_sinks(sink: SinkProcess, points: list[tuple[str, int, float]], probe: Committed,
+               feed: Callable[[int], None]) -> list[float]:
     """Each crash point in turn, then the real sink; returns each crash's recovery time.
 
     Recovery: from the crash until the group commits past its offsets at the crash (when the
@@ -59,7 +62,8 @@ def _run_sinks(sink: SinkProcess, points: list[tuple[str, int, float]], probe: C
     """
     recovery: list[float] = []
     pending: tuple[float, int] | None = None  # (crash time, committed offsets then)
-    for point in [*points, None]:
+    for index, point in enumerate([*points, None]):
+        feed(index)
         if point is None:
             sink.start()
         else:
@@ -86,14 +90,18 @@ def test_sink_crashes_at_every_point_lose_and_double_nothing(topics: Settings, t
     started = time.monotonic()
     settings = topics.model_copy(update={"sink_batch_rows": 400, "sink_batch_seconds": 0.2})
     events = arrivals(21, scale.dataset)
-    produce(settings, events)
+    points = SHORT_POINTS if scale.name == "short" else FULL_POINTS
+    share = -(-len(events) // (len(points) + 1))  # one slice per crash point, the last for the real sink
+
+    def feed(index: int) -> None:
+        produce(settings, events[index * share:(index + 1) * share])
+
     worker = WorkerProcess(settings, tmp_path / "w0", "0").start()
     sink = SinkProcess(settings, tmp_path / "sink")
     probe = Committed(settings, sink_group(settings), SINK_TOPICS)
-    points = SHORT_POINTS if scale.name == "short" else FULL_POINTS
     try:
         worker.wait_ready()
-        recovery = _run_sinks(sink, points, probe)
+        recovery = _run_sinks(sink, points, probe, feed)
         notes = [line for line in sink.log_path.read_text(errors="replace").splitlines()
                  if line.startswith("faulty-sink: ") and "outage" not in line]
         sink.wait_ready()
