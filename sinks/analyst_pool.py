@@ -65,10 +65,8 @@ class AnalystPool(Database):
                                     "try again shortly") from None
         try:
             merged = {**self._limits, **(settings or {})}
-            for name in ("max_execution_time", "max_memory_usage", "max_threads"):  # tighten, never lift
-                merged[name] = min(float(merged[name]), float(self._limits[name]))
-                if name != "max_execution_time":
-                    merged[name] = int(merged[name])
+            for name, bound in self._limits.items():  # a call may tighten a limit, never lift it
+                merged[name] = min(merged[name], bound)
             result = client.query(sql, parameters=parameters, settings=merged)
             return list(result.column_names), [tuple(r) for r in result.result_rows]
         finally:
