@@ -146,6 +146,8 @@ class Ledger:
     answered_accepted: Counter[str] = field(default_factory=Counter)
     answered_rejected: Counter[str] = field(default_factory=Counter)
     must_accept: dict[str, set[str]] = field(default_factory=dict)
+    #: event id -> the request that carried it and its answer, for the failure message
+    requests: dict[str, str] = field(default_factory=dict)
     statuses: Counter[int] = field(default_factory=Counter)
     unauthenticated: int = 0
     protocol_refused: int = 0
@@ -162,8 +164,10 @@ class Ledger:
         else:
             self.answered_accepted[origin] += 1
 
-    def expect(self, origin: str, *event_ids: str) -> None:
+    def expect(self, origin: str, *event_ids: str, request: str = "") -> None:
         self.must_accept.setdefault(origin, set()).update(event_ids)
+        for event_id in event_ids:
+            self.requests[event_id] = request
 
     def check(self, topics: Settings, raw_topics: dict[str, str]) -> None:
         """Read the topics back: raw + dead letters = sent, per origin (``raw_topics``: origin -> topic)."""
@@ -186,7 +190,8 @@ class Ledger:
             assert dead_by_origin[origin] == self.answered_rejected[origin], origin
             ids = {str(m.record["event_id"]) for m in messages}
             missing = self.must_accept.get(origin, set()) - ids
-            assert not missing, f"{origin}: valid events not on {topic}: {sorted(missing)[:5]}"
+            assert not missing, f"{origin}: valid events not on {topic}: " + "; ".join(
+                f"{event_id} from {self.requests.get(event_id, '?')}" for event_id in sorted(missing)[:3])
         assert sum(self.sent.values()) > 0 and sum(len(v) for v in self.must_accept.values()) > 0
 
 
@@ -280,8 +285,9 @@ def json_body(draw: st.DrawFn, valid: st.SearchStrategy[dict[str, Any]], keys: l
         body, expect = {"events": draw(JSON_SCALAR)}, []
     else:
         body = None
-    if body is not None:
-        return json.dumps(body, allow_nan=True).encode(), expect
+    if body is not None:  # a batch over the size limit is refused whole, valid events included
+        raw = json.dumps(body, allow_nan=True).encode()
+        return raw, expect if len(raw) <= LIMIT else []
     one = {k: v for k, v in draw(valid).items() if k != "__valid__"}
     text = json.dumps(one, allow_nan=True).encode()
     if shape == "padded":  # a valid event with an unknown field filling the body to the limit, or just over
@@ -481,7 +487,7 @@ def test_beacon_and_identify_fuzz(topics: Settings) -> None:
             ledger.answer(origin, response.status_code, _answer_body(response))
             assert response.status_code in (200, 400, 413), response.status_code
             if expect:
-                ledger.expect(origin, *expect)
+                ledger.expect(origin, *expect, request=f"{raw[:600]!r} -> {response.status_code} {response.text[:600]}")
 
         post()
         server.flush()
