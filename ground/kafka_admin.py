@@ -21,7 +21,7 @@ from confluent_kafka.admin import (
 )
 
 from ground.settings import Settings
-from ground.topics import RAW_TOPICS, Topics
+from ground.topics import ERASURES, RAW_TOPICS, Topics
 
 __all__ = ["consumer_lag", "create_topics", "delete_topics", "topic_config"]
 
@@ -30,9 +30,11 @@ TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
 
 def topic_config(settings: Settings, name: str) -> dict[str, str]:
     """The configuration leadstream gives topic ``name``: raw topics get the raw retention."""
-    raw = {Topics(settings.topic_prefix).name(t) for t in RAW_TOPICS}
-    if name in raw:
+    topics = Topics(settings.topic_prefix)
+    if name in {topics.name(t) for t in RAW_TOPICS}:
         return {**TOPIC_CONFIG, "retention.ms": str(settings.raw_retention_ms)}
+    if name == topics.name(ERASURES):  # one record per request and step: the latest is what counts
+        return {**TOPIC_CONFIG, "cleanup.policy": "compact"}
     return dict(TOPIC_CONFIG)
 
 

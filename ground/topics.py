@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "ENRICHED_TOPICS",
+    "ERASURES",
     "INTERNAL_TOPICS",
     "KIND_TOPICS",
     "MESSAGE_KEYS",
@@ -29,6 +30,8 @@ ENRICHED_TOPICS = ("enriched-touches", "enriched-contacts", "identity-map", "enr
 #: Repartition topics of the worker: events re-keyed by contact id or deal id.
 INTERNAL_TOPICS = ("contact-events", "deal-events")
 DEAD_LETTER = "dead-letter"
+#: Erasure requests and their acknowledgements (compacted, never expired: docs/privacy.md).
+ERASURES = "erasures"
 
 #: The record name each topic carries (internal topics carry several).
 TOPIC_RECORDS: dict[str, str] = {
@@ -37,6 +40,7 @@ TOPIC_RECORDS: dict[str, str] = {
     "contacts": "ContactChange",
     "deals": "DealChange",
     "dead-letter": "DeadLetter",
+    "erasures": "Erasure",
     "enriched-touches": "EnrichedTouch",
     "enriched-contacts": "ContactVersion",
     "identity-map": "IdentityLink",
@@ -93,6 +97,7 @@ class Topics:
     contacts = _TopicName("contacts")
     deals = _TopicName("deals")
     dead_letter = _TopicName(DEAD_LETTER)
+    erasures = _TopicName(ERASURES)
     enriched_touches = _TopicName("enriched-touches")
     enriched_contacts = _TopicName("enriched-contacts")
     identity_map = _TopicName("identity-map")
@@ -103,4 +108,4 @@ class Topics:
 
     def all(self) -> list[str]:
         """Every topic leadstream creates up front (internal ones included)."""
-        return [self.name(t) for t in (*RAW_TOPICS, *ENRICHED_TOPICS, *INTERNAL_TOPICS, DEAD_LETTER)]
+        return [self.name(t) for t in (*RAW_TOPICS, *ENRICHED_TOPICS, *INTERNAL_TOPICS, DEAD_LETTER, ERASURES)]

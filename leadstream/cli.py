@@ -118,9 +118,9 @@ def topics_create() -> None:
 
 def _register_packages() -> None:
     """Let each stage package add its commands."""
-    from leadstream.commands import analytics, capture, classify, demo, serve, stream
+    from leadstream.commands import analytics, capture, classify, demo, privacy, serve, stream
 
-    for area in (capture, stream, classify, analytics, serve, demo):
+    for area in (capture, stream, classify, analytics, privacy, serve, demo):
         area.register(app)
 
 

@@ -73,6 +73,7 @@ from ground.settings import Settings
 from ground.topics import TOPIC_RECORDS, Topics
 from schemas.codec import encode, get_codec
 from schemas.dead_letter import dead_letter
+from schemas.erasures import ErasureSet
 from sinks.clickhouse import Database
 from sinks.contact_rows import stored_states, with_previous
 from sinks.migrate import apply_migrations
@@ -95,6 +96,7 @@ class SinkStats:
     batches: int = 0
     insert_failures: int = 0
     dead_letters: int = 0
+    erased: int = 0
     last_flush_at: float | None = None
     last_error: str | None = None
     paused: bool = False
@@ -103,7 +105,8 @@ class SinkStats:
         return {
             "messages": self.messages, "rows": dict(self.rows), "batches": self.batches,
             "insert_failures": self.insert_failures, "dead_letters": self.dead_letters,
-            "last_flush_at": self.last_flush_at, "last_error": self.last_error, "paused": self.paused,
+            "erased": self.erased, "last_flush_at": self.last_flush_at, "last_error": self.last_error,
+            "paused": self.paused,
         }
 
 
@@ -151,6 +154,7 @@ class Sink:
         self._pending: list[Message] = []
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        self._erasures: ErasureSet | None = None
         if migrate:
             apply_migrations(db, settings.clickhouse_cluster)
         if settings.clickhouse_embedded:
@@ -188,6 +192,12 @@ class Sink:
             self._dead_letter(msg, "unexpected_record", f"{name} on {msg.topic()}, expected {expect}")
             self._batch.add(None, None, msg)
             return
+        if self._erasures is not None and self._erasures.active:
+            if self._erasures.drops(name, record):  # an erased subject's: acknowledged, never stored
+                self.stats.erased += 1
+                self._batch.add(None, None, msg)
+                return
+            self._erasures.scrub(name, record)
         try:
             row = spec.convert(record)
         except (KeyError, TypeError, ValueError) as exc:
@@ -296,11 +306,13 @@ class Sink:
         config = self.settings.kafka_consumer_config(self.group_id, **{"max.poll.interval.ms": 600_000})
         self._consumer = Consumer(config)
         self._producer = Producer(self.settings.kafka_producer_config())
+        self._erasures = erasures = ErasureSet(self.settings, step="sink")  # before the first row
         self._consumer.subscribe([self.topics.name(b) for b in SINK_TOPICS], on_revoke=self._on_revoke)
         if on_ready is not None:
             on_ready()
         try:
             while not self.stop_event.is_set():
+                erasures.refresh()
                 pending, self._pending = self._pending, []
                 for msg in pending:
                     self._accept(msg)
@@ -319,6 +331,7 @@ class Sink:
         finally:
             self._consumer.close()
             self._producer.flush(10)
+            erasures.close()
             self._consumer = None
 
     def stop(self) -> None:

@@ -36,6 +36,7 @@ from faust.types import EventT
 from ground.settings import Settings
 from ground.topics import TOPIC_RECORDS, Topics
 from schemas.codec import get_codec
+from schemas.erasures import ErasureSet
 from streams.contact_stage import ContactStage
 from streams.deal_stage import DealStage
 from streams.delivery import Outbox, apply_offset_fixes
@@ -94,10 +95,14 @@ class Pipeline:
         expected = {self.topics.name(base): rec for base, rec in TOPIC_RECORDS.items()}
         expected[self.topics.name("contact-events")] = "ContactEvent"
         expected[self.topics.name("deal-events")] = "DealStamp"
+        # Read to the end before any agent starts: no erased subject's event is folded, on a
+        # first start, a restart or a replay from offset 0 alike.
+        self.erasures = ErasureSet(settings, step="worker")
         ctx = StageContext(
             topics=self.topics, codec=get_codec(settings.schema_registry_url),
             taxonomy=taxonomy or load_taxonomy(settings.taxonomy_path, settings.site_domain_list),
             half_life=settings.engagement_half_life_days, counters=self.counters, expected_records=expected,
+            erasures=self.erasures,
         )
         self.stages: dict[str, Stage] = {
             "identity": IdentityStage(ctx, self._table("anon"), Outbox(settings)),

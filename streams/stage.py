@@ -26,6 +26,7 @@ from ground.errors import SchemaError
 from ground.topics import Topics
 from schemas.codec import Codec
 from schemas.dead_letter import dead_letter
+from schemas.erasures import ErasureSet
 from streams.delivery import Batch, Outbox, commit_batch, read_state
 from streams.messages import ContactEventKind, contact_event
 from streams.taxonomy import Taxonomy
@@ -49,6 +50,8 @@ class StageContext:
     counters: Counter[str]
     #: topic name -> the one record type it may carry
     expected_records: dict[str, str]
+    #: the erased subjects, whose events are dropped before any fold (schemas/erasures.py)
+    erasures: ErasureSet | None = None
 
 
 class Stage:
@@ -72,6 +75,9 @@ class Stage:
         """Fold one batch and wait until its effects are on the broker (streams/delivery.py)."""
         batch = Batch()
         groups: dict[bytes, list[Item]] = {}
+        erasures = self.ctx.erasures
+        if erasures is not None:
+            erasures.refresh()
         for event in events:
             decoded = self.decode(batch, event)
             if decoded is None:
@@ -79,6 +85,8 @@ class Stage:
             name, rec = decoded
             if name not in self.records:
                 self.dead_letter(batch, event, f"unexpected record {name} on {event.message.topic}")
+                continue
+            if erasures is not None and erasures.active and self._erase(erasures, name, rec):
                 continue
             entity = self.route(batch, event, name, rec)
             if entity is None:
@@ -92,6 +100,16 @@ class Stage:
         self.ctx.counters[f"{self.name}.events"] += len(events)
         await commit_batch(batch, self.outbox)
         self.ctx.counters["outputs"] += len(batch.outputs)
+
+    def _erase(self, erasures: ErasureSet, name: str, rec: dict[str, Any]) -> bool:
+        """True when the event is an erased subject's (dropped, counted, never dead-lettered:
+        a dead letter would keep its payload); a deal keeps going with its ids replaced."""
+        if erasures.drops(name, rec):
+            self.ctx.counters[f"{self.name}.erased"] += 1
+            return True
+        if erasures.scrub(name, rec):
+            self.ctx.counters[f"{self.name}.scrubbed"] += 1
+        return False
 
     def route(self, batch: Batch, event: EventT, name: str, rec: dict[str, Any]) -> str | None:
         """The id of the entity ``rec`` belongs to; None when it was handled here or dead-lettered."""
