@@ -85,6 +85,18 @@ def plan_rebuild(settings: Settings, timeout: float = 30.0) -> RebuildPlan:
         erasures=list(read_erasures(settings, timeout).requests))
 
 
+def drop_database(settings: Settings) -> None:
+    """Drop the configured ClickHouse database now (``SYNC``: its files go at once)."""
+    from sinks.clickhouse import connect
+
+    db = connect(settings)
+    try:
+        cluster = f" ON CLUSTER {settings.clickhouse_cluster}" if settings.clickhouse_cluster else ""
+        db.command(f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}`{cluster} SYNC")
+    finally:
+        db.close()
+
+
 def clear_derived(settings: Settings, plan: RebuildPlan, drop: Callable[[Settings], None] = drop_database,
                   timeout: float = 30.0) -> None:
     """Delete what ``plan`` names, recreate the empty topics, record the rebuild per erasure."""
@@ -103,18 +115,6 @@ def clear_derived(settings: Settings, plan: RebuildPlan, drop: Callable[[Setting
     drop(settings)
     _recreate(settings, timeout)
     _record_rebuilt(settings, plan)
-
-
-def drop_database(settings: Settings) -> None:
-    """Drop the configured ClickHouse database now (``SYNC``: its files go at once)."""
-    from sinks.clickhouse import connect
-
-    db = connect(settings)
-    try:
-        cluster = f" ON CLUSTER {settings.clickhouse_cluster}" if settings.clickhouse_cluster else ""
-        db.command(f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}`{cluster} SYNC")
-    finally:
-        db.close()
 
 
 def _recreate(settings: Settings, timeout: float) -> None:

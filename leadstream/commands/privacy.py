@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Erase people: drop their events everywhere, then (--apply) rebuild what was derived from them.
 
-        Each subject is resolved from the raw topics to every id of theirs (contacts merged into them, anonymous ids linked to them) and published as keyed hashes only.
+        Subjects are resolved from the raw topics to all their ids and published as keyed hashes.
         """
         emails, contacts = list(email or []), list(contact_id or [])
         if csv_file is not None:
