@@ -13,14 +13,15 @@ threads (one by default, so on a small machine the other cores stay the sink's).
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import clickhouse_connect
 
 from ground.errors import SinkError
 from ground.settings import Settings
-from sinks.clickhouse import Database
+from sinks.clickhouse import Database, drained_on_error, with_settings
 
 __all__ = ["AnalystPool", "AnalystsBusyError", "analyst_limits"]
 
@@ -56,21 +57,37 @@ class AnalystPool(Database):
         self._wait = settings.analyst_queue_seconds
         self._limits = analyst_limits(settings)
 
-    def query(self, sql: str, parameters: dict[str, Any] | None = None,
-              settings: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    @contextmanager
+    def _checkout(self) -> Iterator[Any]:
+        """A free connection for one query; AnalystsBusyError after the queue wait."""
         try:
             client = self._free.get(timeout=self._wait)
         except queue.Empty:
             raise AnalystsBusyError(f"all {len(self._clients)} analyst connections are busy; "
                                     "try again shortly") from None
         try:
-            merged = {**self._limits, **(settings or {})}
-            for name, bound in self._limits.items():  # a call may tighten a limit, never lift it
-                merged[name] = min(merged[name], bound)
-            result = client.query(sql, parameters=parameters, settings=merged)
-            return list(result.column_names), [tuple(r) for r in result.result_rows]
+            with drained_on_error(client):
+                yield client
         finally:
             self._free.put(client)
+
+    def _limited(self, settings: dict[str, Any] | None) -> dict[str, Any]:
+        merged = {**self._limits, **(settings or {})}
+        for name, bound in self._limits.items():  # a call may tighten a limit, never lift it
+            merged[name] = min(merged[name], bound)
+        return merged
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None,
+              settings: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with self._checkout() as client:
+            result = client.query(sql, parameters=parameters, settings=self._limited(settings))
+            return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    def raw_query(self, sql: str, parameters: dict[str, Any] | None = None,
+                  settings: dict[str, Any] | None = None, fmt: str = "TabSeparated") -> bytes:
+        final = with_settings(sql, self._limited(settings), fmt)  # a clause: see with_settings
+        with self._checkout() as client:
+            return bytes(client.raw_query(final, parameters=parameters))
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None,
                 settings: dict[str, Any] | None = None) -> Any:

@@ -16,11 +16,15 @@ Endpoints (with ``LEADSTREAM_QUERY_TOKEN`` set, all but ``/healthz`` need
   SELECT (or WITH … SELECT) statement that :mod:`sinks.sql_guard` lets through, values
   bound by the engine as ClickHouse parameters (``{name:Type}``), run with ``readonly=1``
   and row, time and memory limits.
+* ``/`` and ``/ping`` — enough of ClickHouse's own HTTP interface for ClickHouse clients
+  (:mod:`sinks.clickhouse_http`), behind the same guard; the token is also accepted as
+  the password (HTTP Basic or ``X-ClickHouse-Key``) there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import json
 from collections.abc import Callable
@@ -30,13 +34,14 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ground.settings import Settings
 from sinks.analyst_pool import AnalystsBusyError
 from sinks.clickhouse import Database
+from sinks.clickhouse_http import clickhouse_routes
 from sinks.errors import QueryTokenError, ReportError
 from sinks.json_values import json_scalar
 from sinks.report_params import ReportParams
@@ -49,8 +54,8 @@ MAX_ROWS = 10_000
 QUERY_TIMEOUT_S = 30
 #: Bytes one ``/sql`` statement may hold: the engine lives in the sink's process.
 MAX_QUERY_MEMORY = 1 << 30
-#: Paths served without the bearer token.
-OPEN_PATHS = frozenset({"/healthz"})
+#: Paths served without the bearer token (liveness probes; ClickHouse's ``/ping``).
+OPEN_PATHS = frozenset({"/healthz", "/ping"})
 
 
 class _JSON(JSONResponse):
@@ -82,16 +87,38 @@ class _BearerToken:
         self.app = app
         self.token = token.encode()
 
-    def _authorised(self, scope: Scope) -> bool:
-        scheme, _, credentials = Headers(scope=scope).get("authorization", "").partition(" ")
+    def _matches(self, credentials: str) -> bool:
         # compare_digest on bytes: constant time, and no TypeError for a non-ASCII header
-        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token)
+        return hmac.compare_digest(credentials.strip().encode(), self.token)
+
+    def _authorised(self, scope: Scope) -> bool:
+        headers = Headers(scope=scope)
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            return self._matches(credentials)
+        if scope["path"] != "/":
+            return False
+        # ClickHouse clients authenticate with a user and a password: the password is the token
+        if scheme.lower() == "basic":
+            try:
+                _, _, password = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return False
+            return self._matches(password)
+        return "x-clickhouse-key" in headers and self._matches(headers["x-clickhouse-key"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in OPEN_PATHS and not self._authorised(scope):
-            response = _JSON({"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>' "
-                                       "with the sink's LEADSTREAM_QUERY_TOKEN"},
-                             status_code=401, headers={"WWW-Authenticate": 'Bearer realm="leadstream"'})
+            response: Response
+            if scope["path"] == "/":  # a ClickHouse client reads ClickHouse's error shape
+                response = PlainTextResponse(
+                    "Code: 516. DB::Exception: missing or wrong token: send LEADSTREAM_QUERY_TOKEN as the "
+                    "password (or as 'Authorization: Bearer <token>'). (AUTHENTICATION_FAILED)\n",
+                    status_code=401, headers={"X-ClickHouse-Exception-Code": "516"})
+            else:
+                response = _JSON({"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>' "
+                                           "with the sink's LEADSTREAM_QUERY_TOKEN"},
+                                 status_code=401, headers={"WWW-Authenticate": 'Bearer realm="leadstream"'})
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -167,4 +194,5 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]], *, token: str 
         Route("/reports", list_reports),
         Route("/reports/{name}", report),
         Route("/sql", sql, methods=["POST"]),
+        *clickhouse_routes(db),
     ], middleware=middleware)

@@ -11,9 +11,11 @@ wait for that lock (:mod:`sinks.engine_lock`) instead of failing.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import clickhouse_connect
@@ -22,7 +24,10 @@ from ground.errors import SinkError
 from ground.settings import Settings
 from sinks.engine_lock import engine_directory, lock_holder, wait_for_engine_lock
 
-__all__ = ["INSERT_SETTINGS", "Database", "connect"]
+__all__ = ["INSERT_SETTINGS", "Database", "connect", "drained_on_error", "with_settings"]
+
+_SETTING = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FORMAT = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 
 #: A retried block the engine already has is dropped from the table *and* from the views
 #: it feeds (the views' targets de-duplicate too, migration 0005): retries after a lost
@@ -46,9 +51,15 @@ class Database:
     def query(self, sql: str, parameters: dict[str, Any] | None = None,
               settings: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run a SELECT; returns (column names, rows)."""
-        with self.lock:
+        with self.lock, drained_on_error(self.client):
             result = self.client.query(sql, parameters=parameters, settings=settings)
             return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    def raw_query(self, sql: str, parameters: dict[str, Any] | None = None,
+                  settings: dict[str, Any] | None = None, fmt: str = "TabSeparated") -> bytes:
+        """Run a SELECT (no SETTINGS, no FORMAT of its own) and return the engine's bytes in ``fmt``."""
+        with self.lock, drained_on_error(self.client):
+            return bytes(self.client.raw_query(with_settings(sql, settings, fmt), parameters=parameters))
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str],
                settings: dict[str, Any] | None = None) -> None:
@@ -60,6 +71,52 @@ class Database:
     def close(self) -> None:
         with self.lock:
             self.client.close()
+
+
+_DRAIN = "SELECT 'leadstream-drained'\n FORMAT TabSeparated"
+
+
+@contextmanager
+def drained_on_error(client: Any) -> Iterator[None]:
+    """After a failed query, make sure the connection's next answer is its own.
+
+    The embedded engine keeps the output of a query that failed while it was writing
+    rows (a result limit hit, an error in a later block) and hands it to the *next*
+    query on the connection: another analyst would get the failed query's rows. So a
+    failure is followed by throwaway queries until one answers itself.
+    """
+    try:
+        yield
+    except Exception:
+        for _ in range(3):
+            try:
+                if bytes(client.raw_query(_DRAIN)) == b"leadstream-drained\n":
+                    break
+            except Exception:  # the leftover came back instead, or as an error: try again
+                continue
+        raise
+
+
+def with_settings(sql: str, settings: Mapping[str, Any] | None, fmt: str) -> str:
+    """``sql`` with a SETTINGS clause and a FORMAT clause appended.
+
+    A clause, not SET statements: on the embedded engine the client applies ``settings=``
+    of a raw query with SET and restores them afterwards, which ``readonly=1`` forbids, so
+    the connection would stay read-only with the last query's limits.
+    """
+    if not _FORMAT.match(fmt):
+        raise SinkError(f"format {fmt!r} is not a format name")
+    parts = []
+    for name, value in (settings or {}).items():
+        if not _SETTING.match(name):
+            raise SinkError(f"setting {name!r} is not a setting name")
+        if isinstance(value, bool | int | float):
+            parts.append(f"{name} = {int(value) if isinstance(value, bool) else value}")
+        else:
+            escaped = str(value).replace("\\", "\\\\").replace("'", "\\'")
+            parts.append(f"{name} = '{escaped}'")
+    clause = f"\n SETTINGS {', '.join(parts)}" if parts else ""
+    return f"{sql}{clause}\n FORMAT {fmt}"
 
 
 def connect(settings: Settings, *, lock_wait: float = 0.0) -> Database:

@@ -9,7 +9,9 @@ parser that could read the text differently from ClickHouse), against an allowli
 
 * one SELECT (with WITH, UNION, INTERSECT, EXCEPT, subqueries, joins); no other statement;
 * no ``INTO OUTFILE``; no ``SETTINGS`` clause anywhere (the limits are the API's, and a
-  setting may lift one); no ``FORMAT`` clause (the API answers JSON);
+  setting may lift one); no ``FORMAT`` clause on ``/sql`` (it answers JSON), and on the
+  ClickHouse-compatible door only a top-level one naming a format of :data:`CLIENT_FORMATS`
+  (:class:`DoorPolicy` holds what differs between the doors);
 * tables only from the configured database, the statement's own CTEs and
   :data:`SYSTEM_TABLES`; an unqualified name that is no CTE is refused (it would resolve
   in the engine's ``default`` database);
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import re2
@@ -41,14 +44,19 @@ from sinks.clickhouse import Database
 from sinks.errors import ReportError
 
 __all__ = [
+    "CLIENT_DOOR",
+    "CLIENT_FORMATS",
     "MAX_SQL_CHARS",
     "REFUSED_CATEGORIES",
     "REFUSED_FUNCTIONS",
     "REFUSED_PREFIXES",
+    "SQL_DOOR",
     "SYSTEM_TABLES",
     "TABLE_FUNCTIONS",
+    "DoorPolicy",
     "SqlRefused",
     "check_tree",
+    "guard_client_select",
     "guard_select",
 ]
 
@@ -59,6 +67,35 @@ MAX_SQL_CHARS = 100_000
 #: functions exist) plus the two row generators. Everything else in ``system`` (settings,
 #: processes, server paths, users, logs...) describes the machine, not the data.
 SYSTEM_TABLES = frozenset({"one", "numbers", "databases", "tables", "columns", "functions"})
+
+#: Output formats the ClickHouse-compatible door answers in (``FORMAT`` or ``default_format``):
+#: formats that only render rows. Formats that read a file on the server (``Template``,
+#: ``CustomSeparated`` with templates, schema-based ``Protobuf``/``CapnProto``) are not here.
+CLIENT_FORMATS = frozenset({
+    "Native", "RowBinary", "RowBinaryWithNames", "RowBinaryWithNamesAndTypes",
+    "JSON", "JSONStrings", "JSONCompact", "JSONCompactStrings", "JSONEachRow", "JSONStringsEachRow",
+    "JSONCompactEachRow", "JSONCompactEachRowWithNames", "JSONCompactEachRowWithNamesAndTypes",
+    "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "TabSeparatedWithNames", "TSVWithNames",
+    "TabSeparatedWithNamesAndTypes", "TSVWithNamesAndTypes", "CSV", "CSVWithNames", "CSVWithNamesAndTypes",
+    "Values", "Vertical", "Pretty", "PrettyCompact", "PrettyCompactMonoBlock", "PrettySpace", "Markdown",
+    "XML", "Arrow", "ArrowStream", "Parquet", "ORC", "Null",
+})
+
+
+@dataclass(frozen=True)
+class DoorPolicy:
+    """What one analyst door lets through beyond the common rules.
+
+    ``/sql`` answers JSON itself, so a ``FORMAT`` clause is refused there; the
+    ClickHouse-compatible door answers in the format the client asks for, and its clients
+    read ``system.settings`` at connect time to learn which settings exist (query-level
+    settings only: nothing about the machine is in it).
+    """
+
+    name: str
+    formats: frozenset[str] = frozenset()
+    system_tables: frozenset[str] = SYSTEM_TABLES
+
 
 #: Table functions that generate rows from their arguments alone (no file, network,
 #: process, dictionary or other table behind them). Exact, case-sensitive names.
@@ -114,15 +151,44 @@ _STATEMENT_KINDS = {
 }
 
 
+#: ``POST /sql``: JSON answers, no FORMAT clause.
+SQL_DOOR = DoorPolicy("/sql")
+#: The ClickHouse-compatible endpoint: a FORMAT of :data:`CLIENT_FORMATS`, and ``system.settings``.
+CLIENT_DOOR = DoorPolicy("the ClickHouse-compatible endpoint", CLIENT_FORMATS, SYSTEM_TABLES | {"settings"})
+
+
 class SqlRefused(ReportError):
     """A ``/sql`` statement the guard does not run; the message names what was refused."""
 
 
 def guard_select(db: Database, sql: str, parameters: Mapping[str, Any]) -> str:
-    """The statement to run for ``sql``: the engine's rendering of it, once its tree passed.
+    """The statement to run for ``sql`` on ``/sql``: the engine's rendering of it, once its tree passed.
 
     Raises :class:`SqlRefused` naming the first thing refused.
     """
+    return _guard(db, sql, parameters, SQL_DOOR)[0]
+
+
+def guard_client_select(db: Database, sql: str, parameters: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(statement without its FORMAT, that FORMAT or None) for the ClickHouse-compatible door.
+
+    The caller appends the limits as a SETTINGS clause and then the format. A trailing
+    SETTINGS clause of a UNION binds its last member only (the engine applies the time and
+    memory limits to the whole query, but the result-row limit to that member), so a
+    UNION is wrapped as ``SELECT * FROM (...)``: the limits then hold for all of it.
+    """
+    statement, fmt = _guard(db, sql, parameters, CLIENT_DOOR)
+    if fmt is not None:
+        suffix = f" FORMAT {fmt}"
+        if not statement.endswith(suffix):  # the engine's rendering puts FORMAT last; anything else is refused
+            raise SqlRefused("the FORMAT clause must end the statement")
+        statement = statement[: -len(suffix)]
+    if " UNION " in statement or " EXCEPT " in statement or " INTERSECT " in statement:
+        statement = f"SELECT * FROM ({statement})"
+    return statement, fmt
+
+
+def _guard(db: Database, sql: str, parameters: Mapping[str, Any], door: DoorPolicy) -> tuple[str, str | None]:
     if len(sql) > MAX_SQL_CHARS:
         raise SqlRefused(f"the statement is longer than {MAX_SQL_CHARS:,} characters")
     for name in parameters:
@@ -141,18 +207,32 @@ def guard_select(db: Database, sql: str, parameters: Mapping[str, Any]) -> str:
         tree = json.loads(tree_json)
     except RecursionError as exc:
         raise SqlRefused("the statement is nested too deeply to be checked") from exc
+    fmt = _output_format(tree, door)
     placeholders = check_tree(tree, database=db.database,
-                              refused=REFUSED_FUNCTIONS | frozenset(engine_refused))
+                              refused=REFUSED_FUNCTIONS | frozenset(engine_refused), door=door)
     if parameters and not placeholders:
         raise SqlRefused("parameters were given but the statement has no {name:Type} placeholder to bind them to")
-    return str(statement)
+    return str(statement), fmt
 
 
-def check_tree(tree: Any, *, database: str, refused: frozenset[str] = REFUSED_FUNCTIONS) -> set[str]:
+def _output_format(tree: Any, door: DoorPolicy) -> str | None:
+    """The statement's own top-level FORMAT, when the door answers in formats; else None."""
+    if not door.formats or not isinstance(tree, dict) or not isinstance(tree.get("format_ast"), dict):
+        return None
+    name = str(tree["format_ast"].get("name", ""))
+    if name not in door.formats:
+        raise SqlRefused(f"FORMAT {name} is refused: {door.name} answers in {', '.join(sorted(door.formats))}")
+    return name
+
+
+def check_tree(tree: Any, *, database: str, refused: frozenset[str] = REFUSED_FUNCTIONS,
+               door: DoorPolicy = SQL_DOOR) -> set[str]:
     """Check a ``parseQueryToJSON`` tree; returns the names of its ``{name:Type}`` placeholders.
 
     Walks every node (iteratively: a deep tree cannot exhaust the stack) with the CTE
     names visible at that point, and raises :class:`SqlRefused` at the first refusal.
+    A FORMAT clause passes only at the top, on a door that answers in formats (the
+    format itself is checked by :func:`_output_format`).
     """
     if not isinstance(tree, dict) or tree.get("type") != "SelectWithUnionQuery":
         raise SqlRefused(f"only SELECT statements are accepted, not {_statement_kind(tree)}")
@@ -165,7 +245,7 @@ def check_tree(tree: Any, *, database: str, refused: frozenset[str] = REFUSED_FU
             continue
         if not isinstance(node, dict):
             continue
-        _check_clauses(node)
+        _check_clauses(node, format_allowed=node is tree and bool(door.formats))
         kind = node.get("type")
         if kind == "SelectWithUnionQuery":
             selects = node.get("list_of_selects", {}).get("children", [])
@@ -176,11 +256,11 @@ def check_tree(tree: Any, *, database: str, refused: frozenset[str] = REFUSED_FU
         if kind == "SelectQuery":
             scope = scope | _cte_names(node)
         elif kind == "TableIdentifier":
-            _check_table(node, scope, database)
+            _check_table(node, scope, database, door.system_tables)
         elif kind == "TableExpression" and isinstance(node.get("table_function"), dict):
             _check_table_function(node["table_function"])
         elif kind == "Function":
-            _check_function(node, scope, database, refused)
+            _check_function(node, scope, database, refused, door.system_tables)
         elif kind == "QueryParameter":
             placeholders.add(_check_placeholder(node))
         stack.extend((child, scope) for child in _children(node))
@@ -203,14 +283,15 @@ def _children(node: dict[str, Any]) -> Iterator[Any]:
     return (value for value in node.values() if isinstance(value, dict | list))
 
 
-def _check_clauses(node: dict[str, Any]) -> None:
+def _check_clauses(node: dict[str, Any], *, format_allowed: bool) -> None:
     if "out_file" in node or node.get("is_into_outfile_with_stdout"):
         raise SqlRefused("INTO OUTFILE is refused: the query API returns rows, it never writes files")
     if "settings_ast" in node or node.get("type") == "SetQuery":
         raise SqlRefused("SETTINGS clauses are refused: the query API's limits (readonly, rows, time, "
                          "memory) cannot be changed by a statement")
-    if "format_ast" in node:
-        raise SqlRefused("FORMAT clauses are refused: the query API answers JSON")
+    if "format_ast" in node and not format_allowed:
+        raise SqlRefused("FORMAT clauses are refused: the query API answers JSON (the ClickHouse-compatible "
+                         "endpoint, /, answers in the format asked for)")
 
 
 def _cte_names(select: Any) -> frozenset[str]:
@@ -221,7 +302,8 @@ def _cte_names(select: Any) -> frozenset[str]:
                      if isinstance(i, dict) and i.get("type") == "WithElement" and isinstance(i.get("name"), str))
 
 
-def _check_table(node: dict[str, Any], scope: frozenset[str], database: str) -> None:
+def _check_table(node: dict[str, Any], scope: frozenset[str], database: str,
+                 system_tables: frozenset[str] = SYSTEM_TABLES) -> None:
     if node.get("children"):
         raise SqlRefused("a table named by a query parameter is refused: name tables in the statement itself")
     parts = node.get("name_parts") or [node.get("name", "")]
@@ -237,9 +319,9 @@ def _check_table(node: dict[str, Any], scope: frozenset[str], database: str) -> 
     if db == database:
         return
     if db == "system":
-        if table in SYSTEM_TABLES:
+        if table in system_tables:
             return
-        allowed = ", ".join(f"system.{t}" for t in sorted(SYSTEM_TABLES))
+        allowed = ", ".join(f"system.{t}" for t in sorted(system_tables))
         raise SqlRefused(f"system table system.{table} is refused: the query API serves {allowed}")
     raise SqlRefused(f"table {db}.{table} is outside the {database} database: only {database}.* is served")
 
@@ -251,7 +333,8 @@ def _check_table_function(function: dict[str, Any]) -> None:
         raise SqlRefused(f"table function {name}() is refused: the query API serves only the generators {allowed}")
 
 
-def _check_function(node: dict[str, Any], scope: frozenset[str], database: str, refused: frozenset[str]) -> None:
+def _check_function(node: dict[str, Any], scope: frozenset[str], database: str, refused: frozenset[str],
+                    system_tables: frozenset[str]) -> None:
     name = str(node.get("name", ""))
     lower = name.lower()
     if lower in refused or lower.startswith(REFUSED_PREFIXES):
@@ -261,7 +344,7 @@ def _check_function(node: dict[str, Any], scope: frozenset[str], database: str, 
         arguments = node.get("arguments", {}).get("children", [])
         right = arguments[1] if len(arguments) > 1 else None
         if isinstance(right, dict) and right.get("type") == "Identifier":
-            _check_table(right, scope, database)  # `x IN db.table` reads that table
+            _check_table(right, scope, database, system_tables)  # `x IN db.table` reads that table
 
 
 def _check_placeholder(node: dict[str, Any]) -> str:
