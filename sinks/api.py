@@ -16,6 +16,8 @@ Endpoints (with ``LEADSTREAM_QUERY_TOKEN`` set, all but ``/healthz`` need
   SELECT (or WITH … SELECT) statement that :mod:`sinks.sql_guard` lets through, values
   bound by the engine as ClickHouse parameters (``{name:Type}``), run with ``readonly=1``
   and row, time and memory limits.
+* ``GET /dashboard`` — the live dashboard (:mod:`sinks.dashboard`): a page without data,
+  served without the token; it fetches the reports with the token the user gives it.
 * ``/`` and ``/ping`` — enough of ClickHouse's own HTTP interface for ClickHouse clients
   (:mod:`sinks.clickhouse_http`), behind the same guard; the token is also accepted as
   the password (HTTP Basic or ``X-ClickHouse-Key``) there.
@@ -42,6 +44,7 @@ from ground.settings import Settings
 from sinks.analyst_pool import AnalystsBusyError
 from sinks.clickhouse import Database
 from sinks.clickhouse_http import clickhouse_routes
+from sinks.dashboard import OPEN_PREFIXES, dashboard_routes
 from sinks.errors import QueryTokenError, ReportError
 from sinks.json_values import json_scalar
 from sinks.report_params import ReportParams
@@ -108,7 +111,9 @@ class _BearerToken:
         return "x-clickhouse-key" in headers and self._matches(headers["x-clickhouse-key"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS and not self._authorised(scope):
+        path = scope.get("path", "")
+        if (scope["type"] == "http" and path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES)
+                and not self._authorised(scope)):
             response: Response
             if scope["path"] == "/":  # a ClickHouse client reads ClickHouse's error shape
                 response = PlainTextResponse(
@@ -195,4 +200,5 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]], *, token: str 
         Route("/reports/{name}", report),
         Route("/sql", sql, methods=["POST"]),
         *clickhouse_routes(db),
+        *dashboard_routes(),
     ], middleware=middleware)

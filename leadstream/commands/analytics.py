@@ -1,4 +1,4 @@
-"""Commands of the analytics layer: ``migrate``, ``sink``, ``query``."""
+"""Commands of the analytics layer: ``migrate``, ``sink``, ``query``, ``dashboard``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,33 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"sink: {settings.clickhouse_url} database {settings.clickhouse_database}; "
                        f"query API on http://{settings.query_host}:{settings.query_port}", err=True)
         service.serve_forever()
+
+    @app.command("dashboard")
+    def dashboard(
+        host: str = typer.Option(None, help="address to listen on (default LEADSTREAM_QUERY_HOST)"),
+        port: int = typer.Option(None, help="port (default LEADSTREAM_QUERY_PORT)"),
+    ) -> None:
+        """Serve the live dashboard (and the query API) against a ClickHouse server, without a sink."""
+        from ground.errors import LeadstreamError
+        from ground.settings import get_settings
+        from sinks.api_server import AlreadyServedError, serve_query_api
+        from sinks.errors import QueryTokenError
+
+        settings = get_settings()
+        updates = {k: v for k, v in (("query_host", host), ("query_port", port)) if v is not None}
+        settings = settings.model_copy(update=updates)
+        typer.echo(f"dashboard: http://{settings.query_host}:{settings.query_port}/dashboard "
+                   f"({settings.clickhouse_url}, database {settings.clickhouse_database})", err=True)
+        try:
+            serve_query_api(settings)
+        except AlreadyServedError as exc:
+            typer.echo(str(exc), err=True)
+        except QueryTokenError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        except LeadstreamError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
 
     @app.command("query")
     def query(  # noqa: PLR0917 - typer maps each option to a parameter

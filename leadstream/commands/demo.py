@@ -85,6 +85,7 @@ def run_demo(settings: Settings, *, seed: int, contacts: int, reset: bool, timeo
         "  leadstream query attribution --model w_shaped\n"
         "  leadstream query sources --by source --format csv\n"
         "  leadstream query quality\n"
+        f"  leadstream dashboard      # then open http://{settings.query_host}:{settings.query_port}/dashboard\n"
         f"Process logs are in {stack.log_dir}."
     )
 
