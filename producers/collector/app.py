@@ -8,6 +8,7 @@ Endpoints (documented with curl examples in docs/capture.md; handlers in
 - ``POST /identify``        anonymous id -> contact (email or contact id, traits)
 - ``POST /webhooks/deals``  deal changes, HMAC-SHA256 signed (``producers.collector.signing``)
 - ``POST /webhooks/contacts`` contact changes, HMAC-SHA256 signed
+- ``POST /erasures``        erasure requests, signed the same way (``producers.collector.erasures``)
 - ``GET /js/leadstream.js`` the tracking snippet
 - ``GET /healthz``, ``GET /metrics`` (Prometheus)
 
@@ -29,6 +30,7 @@ from starlette.routing import Route
 
 from ground.settings import Settings
 from producers.collector.endpoints import Endpoints
+from producers.collector.erasures import erasure_handler
 from producers.collector.http import cors_middleware, guard
 from producers.collector.rate_limit import RateLimitMiddleware, TokenBuckets
 from producers.kafka import EventProducer
@@ -83,6 +85,7 @@ def create_app(
         Route("/identify", guard(endpoints.identify), methods=["POST"]),
         Route("/webhooks/deals", guard(endpoints.webhook("deal", "deals")), methods=["POST"]),
         Route("/webhooks/contacts", guard(endpoints.webhook("contact", "contacts")), methods=["POST"]),
+        Route("/erasures", guard(erasure_handler(settings, endpoints)), methods=["POST"]),
         Route("/js/leadstream.js", endpoints.snippet_js, methods=["GET"]),
         Route("/healthz", endpoints.healthz, methods=["GET"]),
         Route("/metrics", endpoints.metrics_endpoint, methods=["GET"]),

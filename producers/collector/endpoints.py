@@ -107,6 +107,31 @@ class Endpoints:
         DeadLetterPublisher(self.events()).publish(stage=stage, reason=code, detail=detail, origin=origin,
                                                    payload=payload)
 
+    async def signed_body(self, request: Request, label: str) -> bytes | Response:
+        """The body of a request signed with the webhook secret, or the answer that refuses it.
+
+        503 while no secret is set, 413 beyond the body limit, 401 for a missing, stale or
+        wrong signature. None of these is dead-lettered: an unverified body is no
+        authenticated input.
+        """
+        if self.secret is None:
+            self.count(label, 503)
+            return JSONResponse({"error": "webhooks_disabled",
+                                 "detail": "LEADSTREAM_WEBHOOK_SECRET is not set: signed endpoints are disabled"},
+                                status_code=503)
+        try:
+            raw = await read_body(request, self.limit)
+        except BodyTooLarge:
+            self.metrics.rejected.labels("body_too_large").inc()
+            self.count(label, 413)
+            return JSONResponse({"error": "body_too_large"}, status_code=413)
+        problem = verify(request.headers, raw, self.secret)
+        if problem is not None:
+            self.metrics.rejected.labels(f"signature_{problem}").inc()
+            self.count(label, 401)
+            return JSONResponse({"error": "unauthorized", "detail": f"signature {problem}"}, status_code=401)
+        return raw
+
     def count(self, endpoint: str, status: int) -> None:
         counter = self._counters.get((endpoint, status))
         if counter is None:  # label lookups take a lock: resolve each child once
@@ -273,23 +298,9 @@ class Endpoints:
             return contact_change_record(fields, received_at=now_ms(), ids=self.ids)
 
         async def handler(request: Request) -> Response:
-            if self.secret is None:
-                self.count(label, 503)
-                return JSONResponse({"error": "webhooks_disabled",
-                                     "detail": "LEADSTREAM_WEBHOOK_SECRET is not set: webhooks are disabled"},
-                                    status_code=503)
-            try:
-                raw = await read_body(request, self.limit)
-            except BodyTooLarge:
-                # Not dead-lettered: an unverifiable body is not an authenticated input.
-                self.metrics.rejected.labels("body_too_large").inc()
-                self.count(label, 413)
-                return JSONResponse({"error": "body_too_large"}, status_code=413)
-            problem = verify(request.headers, raw, self.secret)
-            if problem is not None:
-                self.metrics.rejected.labels(f"signature_{problem}").inc()
-                self.count(label, 401)
-                return JSONResponse({"error": "unauthorized", "detail": f"signature {problem}"}, status_code=401)
+            raw = await self.signed_body(request, label)
+            if isinstance(raw, Response):
+                return raw
             try:
                 items, defaults = events_of(await off_loop_if_large(len(raw), json.loads, raw))
             except (ValueError, RecursionError, Rejected) as exc:

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -37,7 +38,8 @@ from confluent_kafka.admin import AdminClient
 from ground.settings import Settings
 from leadstream.rebuild import clear_derived, plan_rebuild
 from leadstream.testing.harness import WorkerProcess, delete_worker_topics, end_offsets, produce, wait_idle
-from leadstream.testing.processes import leadstream_cmd, settings_env
+from leadstream.testing.processes import collector_process, leadstream_cmd, settings_env
+from producers.collector import sign
 from schemas.codec import decode
 from sinks.clickhouse import connect
 from sinks.service import SinkService
@@ -310,3 +312,40 @@ def test_an_erasure_made_while_the_worker_is_down_applies_before_its_pending_eve
     assert not (settings.data_dir / "streams" / settings.stream_app_id).exists()
     status = json.loads(_cli(settings, "--status", "--format", "json").stdout)
     assert status[0]["rebuilt_at"], status
+
+
+def test_post_erasures_resolves_and_publishes_like_the_cli(topics: Settings, tmp_path: Path) -> None:
+    """POST /erasures, signed like the webhooks: the same resolution as the CLI, nothing dead-lettered."""
+    settings = topics.model_copy(update={"data_dir": tmp_path / "data"})
+    data = generate(31, contacts=150, touches=600, deals=40, merges=8)
+    produce(settings, data.arrival(seed=2, duplicate_rate=0.0, out_of_order=0.0))
+    survivor = _subjects(data)[1]  # absorbed another contact by a merge
+    contacts, anons = _closure(data, survivor)
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+
+    def post(url: str, body: bytes, *, signed: bool = True) -> httpx.Response:
+        ts = int(time.time())
+        headers = {"Content-Type": "application/json"}
+        if signed:
+            headers |= {"X-Leadstream-Timestamp": str(ts), "X-Leadstream-Signature": sign(secret, ts, body)}
+        return httpx.post(f"{url}/erasures", content=body, headers=headers, timeout=120)
+
+    dead_before = sum(end_offsets(settings, [settings.topic_prefix + "dead-letter"]).values())
+    with collector_process(settings) as url:
+        body = json.dumps({"contact_ids": [survivor]}).encode()
+        assert post(url, body, signed=False).status_code == 401
+        for bad in (b"[]", b"{}", b'{"emails": "a@b.example"}', b'{"contact_ids": [""]}', b"not json",
+                    json.dumps({"contact_ids": [f"c{i}" for i in range(101)]}).encode(),
+                    b'{"contact_ids": ["c1"], "note": "x"}', b'{"emails": ["no-at-sign"]}'):
+            answer = post(url, bad)
+            assert answer.status_code == 400 and answer.json()["error"] == "invalid_erasure", (bad, answer.text)
+        accepted = post(url, body)
+    assert accepted.status_code == 202, accepted.text
+    [row] = accepted.json()["erasures"]
+    assert row["subject"] == "contact_ids[0]" and survivor not in accepted.text
+    assert (row["contact_ids"], row["anonymous_ids"]) == (len(contacts), len(anons)) and len(contacts) > 1
+    dead_after = sum(end_offsets(settings, [settings.topic_prefix + "dead-letter"]).values())
+    assert dead_after == dead_before, "a refused erasure request was dead-lettered"
+    status = json.loads(_cli(settings, "--status", "--format", "json").stdout)
+    assert [(s["erasure_id"], s["contacts"], s["anonymous_ids"]) for s in status] == [
+        (row["erasure_id"], len(contacts), len(anons))]
