@@ -11,7 +11,9 @@ the worker and the sink then replay the raw topics from offset 0, dropping the e
 subjects' events, and the reports fill up again to what they were minus the subjects.
 Deleting a topic or a database is physical, which is what an erasure needs.
 
-The raw topics, the dead-letter topic and the erasures topic are kept.
+Before that, the raw topics that hold any of the erased subjects' events are rewritten
+without them (:mod:`leadstream.raw_rewrite`; ``--keep-raw`` skips it). The dead-letter
+topic and the erasures topic are kept.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ground.errors import LeadstreamError
 from ground.kafka_admin import create_topics, delete_topics
 from ground.settings import Settings
 from ground.topics import ENRICHED_TOPICS, INTERNAL_TOPICS, Topics
+from leadstream.raw_rewrite import RawRewrite, rewrite_raw
 from schemas.erasures import erasure_record, publish_erasures, read_erasures
 
 __all__ = ["RebuildError", "RebuildPlan", "clear_derived", "drop_database", "plan_rebuild"]
@@ -98,8 +101,15 @@ def drop_database(settings: Settings) -> None:
 
 
 def clear_derived(settings: Settings, plan: RebuildPlan, drop: Callable[[Settings], None] = drop_database,
-                  timeout: float = 30.0) -> None:
-    """Delete what ``plan`` names, recreate the empty topics, record the rebuild per erasure."""
+                  timeout: float = 30.0, *, raw: bool = True,
+                  progress: Callable[[RawRewrite], None] | None = None) -> list[RawRewrite]:
+    """Rewrite the raw topics without the erased subjects (unless ``raw`` is False), delete what
+    ``plan`` names, recreate the empty topics, record the rebuild per erasure.
+
+    The raw rewrite comes first: when it refuses (something still writes to a raw topic),
+    nothing has been deleted yet.
+    """
+    rewrites = rewrite_raw(settings, timeout, progress) if raw and plan.erasures else []
     admin = AdminClient(settings.kafka_common_config())
     log.info("deleting %d derived topics", len(plan.topics))
     if plan.topics:
@@ -114,7 +124,8 @@ def clear_derived(settings: Settings, plan: RebuildPlan, drop: Callable[[Setting
     shutil.rmtree(plan.state_dir, ignore_errors=True)
     drop(settings)
     _recreate(settings, timeout)
-    _record_rebuilt(settings, plan)
+    _record_rebuilt(settings, plan, rewrites if raw else None)
+    return rewrites
 
 
 def _recreate(settings: Settings, timeout: float) -> None:
@@ -132,6 +143,11 @@ def _recreate(settings: Settings, timeout: float) -> None:
             time.sleep(0.5)  # the broker finishes deleting the old topic in the background
 
 
-def _record_rebuilt(settings: Settings, plan: RebuildPlan) -> None:
-    detail = f"{len(plan.topics)} derived topics and the {plan.database} database cleared"
+def _record_rebuilt(settings: Settings, plan: RebuildPlan, rewrites: list[RawRewrite] | None) -> None:
+    detail = f"{len(plan.topics)} derived topics and the {plan.database} database cleared; raw topics "
+    if rewrites is None:
+        detail += "kept (--keep-raw)"
+    else:
+        changed = [r for r in rewrites if r.rewritten]
+        detail += (f"rewritten: {', '.join(r.topic for r in changed)}" if changed else "hold none of the subjects")
     publish_erasures(settings, [erasure_record(e, "rebuilt", detail=detail) for e in plan.erasures])

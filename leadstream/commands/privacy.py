@@ -109,10 +109,11 @@ def _request(emails: list[str], contact_ids: list[str], dry_run: bool) -> None:
                   "`leadstream erase --apply`.")
 
 
-def _apply(yes: bool) -> None:
+def _apply(yes: bool, keep_raw: bool) -> None:
     from rich.console import Console
 
     from ground.settings import get_settings
+    from leadstream.raw_rewrite import RawRewrite, RawRewriteError
     from leadstream.rebuild import clear_derived, plan_rebuild
 
     settings = get_settings()
@@ -122,9 +123,24 @@ def _apply(yes: bool) -> None:
                   f"{plan.state_dir} and the ClickHouse database {plan.database} ({settings.clickhouse_url}); "
                   f"the next start of the worker and the sink rebuilds them from the raw topics without the "
                   f"{len(plan.erasures)} erased subject(s).")
+    console.print("the raw topics are kept as they are (--keep-raw)" if keep_raw else
+                  "first, each raw topic that holds a subject's events is rewritten without them: stop the "
+                  "collector and every import before you go on")
     if not yes and not typer.confirm("go on?", err=True):
         raise typer.Exit(1)
-    clear_derived(settings, plan)
+
+    def rewritten(r: RawRewrite) -> None:
+        if r.rewritten:
+            dropped = "an interrupted rewrite resumed" if r.dropped < 0 else f"{r.dropped:,} events dropped"
+            console.print(f"  {r.topic}: rewritten, {dropped}, {r.scrubbed:,} deals' contact ids replaced")
+        else:
+            console.print(f"  {r.topic}: holds none of the subjects' events, untouched")
+
+    try:
+        clear_derived(settings, plan, raw=not keep_raw, progress=rewritten)
+    except RawRewriteError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
     console.print("cleared: start the worker and the sink (or `leadstream serve`) to rebuild.")
 
 
@@ -142,6 +158,8 @@ def register(app: typer.Typer) -> None:
         status: bool = typer.Option(False, "--status", help="Show every erasure request and its steps."),
         apply: bool = typer.Option(False, "--apply", help="Clear the derived state so that the next start "
                                    "rebuilds it without the erased subjects (worker and sink stopped)."),
+        keep_raw: bool = typer.Option(False, "--keep-raw", help="With --apply: leave the raw topics as they are "
+                                      "(the subjects' events stay in them until their retention)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Resolve the subjects, publish nothing."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --apply clears anything."),
         fmt: str = typer.Option("table", "--format", "-f", help="--status output: table or json."),
@@ -162,6 +180,6 @@ def register(app: typer.Typer) -> None:
         if emails or contacts:
             _request(emails, contacts, dry_run)
         if apply and not dry_run:
-            _apply(yes)
+            _apply(yes, keep_raw)
         if status:
             _print_status(fmt)

@@ -7,11 +7,12 @@ worker and the sink are stopped, ``leadstream erase --apply`` clears what was de
 and both start again: the worker replays the raw topics from offset 0.
 
 Then, read back with clients of this test (not the product's readers): no id of a
-subject (contact ids, merged contact ids, anonymous ids) is in any derived topic (the
-enriched and internal topics, the worker's changelogs), in any ClickHouse table or in
-the worker's log; the worker's latest versions and every report equal the oracle
-computed over the raw events without the subjects' events (their deals kept, with the
-documented placeholder for their contact ids); ``leadstream erase --status`` shows
+subject (contact ids, merged contact ids, anonymous ids) is in any topic (the raw topics,
+rewritten without the subjects' events, the enriched and internal topics, the worker's
+changelogs), in any ClickHouse table or in the worker's log; the worker's latest
+versions and every report equal the oracle computed over the raw events without the
+subjects' events (their deals kept, with the documented placeholder for their contact
+ids); ``leadstream erase --status`` shows
 each request applied by the worker, the sink and the rebuild.
 
 A second test publishes an erasure while the worker is down, with the subject's events
@@ -51,7 +52,7 @@ from tests.support.capture import ID_SECRET
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 RAW = ("touches", "identities", "contacts", "deals")
-KEPT = (*RAW, "dead-letter", "erasures")  # topics an erasure does not rewrite (docs/privacy.md)
+KEPT = (*RAW, "dead-letter", "erasures")  # topics the rebuild does not delete (docs/privacy.md)
 
 
 @pytest.fixture(autouse=True)
@@ -271,6 +272,10 @@ def test_erased_subjects_leave_no_trace_and_reports_equal_the_oracle_without_the
     print(f"erasure: {len(contacts)} contact ids and {len(anons)} anonymous ids of {len(subjects)} subjects; "
           f"{records} records in {len(derived)} derived topics read back, {len(leaked)} ids found")
     assert records > 1000 and not leaked, leaked[:10]
+    raw_strings, raw_records = _topic_strings(settings, [settings.topic_prefix + t for t in RAW])
+    print(f"erasure: the raw topics rewritten: {raw_records} records kept of {len(arrivals)}, "
+          f"{len((contacts | anons) & raw_strings)} ids found")
+    assert raw_records == len(expected) < len(arrivals) and not (contacts | anons) & raw_strings
     table_strings, rows = _table_strings(settings)
     assert rows > 1000 and not (contacts | anons) & table_strings, sorted((contacts | anons) & table_strings)[:10]
     in_log = [i for i in contacts | anons if re.search(rf"(?<![\w:-]){re.escape(i)}(?![\w-])", log)]
@@ -309,6 +314,8 @@ def test_an_erasure_made_while_the_worker_is_down_applies_before_its_pending_eve
     assert refused.returncode == 2 and "stop the stream workers and the sink first" in refused.stderr, refused
     _cli(settings, "--apply", "--yes")
     assert not any(t.endswith("-changelog") for t in _derived_topics(settings))
+    raw_strings, raw_records = _topic_strings(settings, [settings.topic_prefix + t for t in RAW])
+    assert raw_records == len(_without(arrivals, contacts, anons)) and not (contacts | anons) & raw_strings
     assert not (settings.data_dir / "streams" / settings.stream_app_id).exists()
     status = json.loads(_cli(settings, "--status", "--format", "json").stdout)
     assert status[0]["rebuilt_at"], status
