@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     # --- stream processing ---------------------------------------------------------
     app_id: str = Field(default="ls", validation_alias="LEADSTREAM_APP_ID")
     taxonomy_path: Path | None = Field(default=None, validation_alias="LEADSTREAM_TAXONOMY")
+    #: a YAML file replacing the shipped alert rules (sinks/alert_rules.yaml)
+    alert_rules_path: Path | None = Field(default=None, validation_alias="LEADSTREAM_ALERT_RULES")
+    #: how often the sink evaluates the alert rules (0: never; `leadstream alerts check` still works)
+    alert_interval_seconds: float = Field(default=60.0, ge=0, validation_alias="LEADSTREAM_ALERT_INTERVAL_SECONDS")
+    #: where the sink POSTs each change of the firing alerts, signed with LEADSTREAM_WEBHOOK_SECRET
+    alert_webhook_url: str | None = Field(default=None, validation_alias="LEADSTREAM_ALERT_WEBHOOK_URL")
     engagement_half_life_days: float = Field(
         default=30.0, gt=0, validation_alias="LEADSTREAM_ENGAGEMENT_HALF_LIFE_DAYS"
     )

@@ -14,7 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from ground.errors import LeadstreamError
 
-__all__ = ["assign_from_start", "read_to_end"]
+__all__ = ["assign_from_start", "messages_since", "read_to_end"]
 
 
 def assign_from_start(consumer: Consumer, topic: str, timeout: float) -> dict[int, int]:
@@ -57,3 +57,24 @@ def read_to_end(consumer: Consumer, topic: str, handle: Callable[[Message], obje
             if offset + 1 >= todo[partition]:
                 todo.pop(partition)
     return done
+
+
+def messages_since(consumer: Consumer, topics: list[str], since_ms: int, timeout: float) -> dict[str, int]:
+    """topic -> how many of its messages carry a timestamp at or after ``since_ms`` (missing topics: 0).
+
+    From the broker's time index (``offsets_for_times``): no message is read.
+    """
+    counts: dict[str, int] = {}
+    for topic in topics:
+        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            counts[topic] = 0
+            continue
+        asked = [TopicPartition(topic, p, since_ms) for p in sorted(metadata.partitions)]
+        total = 0
+        for found in consumer.offsets_for_times(asked, timeout=timeout):
+            high = consumer.get_watermark_offsets(TopicPartition(topic, found.partition), timeout=timeout)[1]
+            total += 0 if found.offset < 0 else max(0, high - found.offset)
+        counts[topic] = total
+    return counts
+

@@ -12,6 +12,8 @@ Endpoints (with ``LEADSTREAM_QUERY_TOKEN`` set, all but ``/healthz`` need
 * ``GET /reports`` — the report names.
 * ``GET /reports/{name}?by=&since=&until=&model=&half_life=&include_open_lost=`` — a report
   as JSON (a list of objects; an object of sections for ``quality``).
+* ``GET /alerts`` — the alert rules evaluated now: ``{"evaluated_at", "alerts": [...]}``.
+* ``GET /metrics`` — Prometheus: the sink's counters and the latest alerts (``sinks.alert_watch``).
 * ``POST /sql`` with ``{"sql": "SELECT ...", "parameters": {...}, "limit": 1000}`` — one
   SELECT (or WITH … SELECT) statement that :mod:`sinks.sql_guard` lets through, values
   bound by the engine as ClickHouse parameters (``{name:Type}``), run with ``readonly=1``
@@ -40,6 +42,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ground.errors import LeadstreamError
 from ground.settings import Settings
 from sinks.analyst_pool import AnalystsBusyError
 from sinks.clickhouse import Database
@@ -143,11 +146,32 @@ def _sql_request(body: Any) -> tuple[str, dict[str, Any], int]:
     return body["sql"], parameters, min(limit, MAX_ROWS)
 
 
-def build_app(db: Database, health: Callable[[], dict[str, Any]], *, token: str | None = None) -> Starlette:
+def build_app(db: Database, health: Callable[[], dict[str, Any]], *, token: str | None = None,
+              alerts: Callable[[], dict[str, Any]] | None = None,
+              metrics: Callable[[], bytes] | None = None) -> Starlette:
     """The ASGI app; ClickHouse calls run in worker threads, on ``db`` (the sink gives its analyst pool).
 
     ``token``: when given, every path but :data:`OPEN_PATHS` needs it as a bearer token.
+    ``alerts``: evaluates the alert rules now (``GET /alerts``; 404 without it).
+    ``metrics``: the Prometheus text of ``GET /metrics`` (404 without it).
     """
+
+    async def metrics_page(request: Request) -> Response:
+        if metrics is None:
+            return _JSON({"error": "no metrics here"}, status_code=404)
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(await asyncio.to_thread(metrics), media_type=CONTENT_TYPE_LATEST)
+
+    async def alert_list(request: Request) -> JSONResponse:
+        if alerts is None:
+            return _JSON({"error": "alerts are not evaluated here"}, status_code=404)
+        try:
+            return _JSON(await asyncio.to_thread(alerts))
+        except AnalystsBusyError as exc:
+            return _JSON({"error": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+        except LeadstreamError as exc:  # the rules file, the broker
+            return _JSON({"error": str(exc)}, status_code=500)
 
     async def healthz(request: Request) -> JSONResponse:
         info = health()
@@ -199,6 +223,8 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]], *, token: str 
         Route("/reports", list_reports),
         Route("/reports/{name}", report),
         Route("/sql", sql, methods=["POST"]),
+        Route("/alerts", alert_list),
+        Route("/metrics", metrics_page),
         *clickhouse_routes(db),
         *dashboard_routes(),
     ], middleware=middleware)

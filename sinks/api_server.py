@@ -15,6 +15,7 @@ import uvicorn
 
 from ground.errors import SinkError
 from ground.settings import Settings
+from sinks.alert_watch import AlertWatch
 from sinks.analyst_pool import AnalystPool
 from sinks.api import build_app, require_query_token
 
@@ -48,8 +49,9 @@ def serve_query_api(settings: Settings) -> None:
     def health() -> dict[str, Any]:
         return {"status": "ok", "database": settings.clickhouse_database, "sink": None}
 
+    watch = AlertWatch(settings, pool)
     try:
-        uvicorn.run(build_app(pool, health, token=token), host=settings.query_host, port=settings.query_port,
-                    log_level="warning", lifespan="off")
+        uvicorn.run(build_app(pool, health, token=token, alerts=watch.check), host=settings.query_host,
+                    port=settings.query_port, log_level="warning", lifespan="off")
     finally:
         pool.close()

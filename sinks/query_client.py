@@ -22,10 +22,11 @@ from rich.table import Table
 
 from ground.errors import SinkError
 from ground.settings import Settings
+from sinks.clickhouse import Database
 from sinks.report_params import ReportParams
 from sinks.reports import run_report
 
-__all__ = ["api_headers", "fetch_report", "render"]
+__all__ = ["api_headers", "fetch_alerts", "fetch_report", "render"]
 
 Result = list[dict[str, Any]] | dict[str, Any]
 
@@ -70,8 +71,43 @@ def fetch_report(settings: Settings, name: str, params: ReportParams, timeout: f
     return data
 
 
-def _run_on_idle_engine(settings: Settings, name: str, params: ReportParams) -> Result | None:
-    """The report straight from the embedded engine when no sink holds it; None if there is no data."""
+def fetch_alerts(settings: Settings, timeout: float = 120.0) -> dict[str, Any]:
+    """The alert rules evaluated now: by the sink's API (embedded) or here, on the server or an idle engine."""
+    from sinks.alert_watch import AlertWatch
+
+    if settings.clickhouse_embedded:
+        url = f"http://{settings.query_host}:{settings.query_port}/alerts"
+        try:
+            response = httpx.get(url, headers=api_headers(settings), timeout=timeout)
+        except httpx.TransportError as exc:
+            db = _idle_engine(settings)
+            if db is None:
+                raise SinkError(f"no sink is serving the query API at {settings.query_host}:{settings.query_port} "
+                                f"({exc.__class__.__name__}) and the embedded engine holds no leadstream "
+                                "database: start `leadstream sink`") from exc
+            try:
+                return AlertWatch(settings, db).check()
+            finally:
+                db.close()
+        if response.status_code != 200:
+            try:
+                message = response.json().get("error", response.text)
+            except ValueError:
+                message = response.text
+            raise SinkError(f"query API answered {response.status_code}: {message}")
+        answer: dict[str, Any] = response.json()
+        return answer
+    from sinks.clickhouse import connect
+
+    db = connect(settings)
+    try:
+        return AlertWatch(settings, db).check()
+    finally:
+        db.close()
+
+
+def _idle_engine(settings: Settings) -> Database | None:
+    """The embedded engine opened here when no sink holds it and it has a leadstream database."""
     from pathlib import Path
 
     from sinks.clickhouse import connect
@@ -83,12 +119,21 @@ def _run_on_idle_engine(settings: Settings, name: str, params: ReportParams) -> 
         db = connect(settings)
     except SinkError:
         return None
+    _, rows = db.query(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'schema_migrations'",
+        {"db": settings.clickhouse_database})
+    if not rows[0][0]:
+        db.close()
+        return None
+    return db
+
+
+def _run_on_idle_engine(settings: Settings, name: str, params: ReportParams) -> Result | None:
+    """The report straight from the embedded engine when no sink holds it; None if there is no data."""
+    db = _idle_engine(settings)
+    if db is None:
+        return None
     try:
-        _, rows = db.query(
-            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'schema_migrations'",
-            {"db": settings.clickhouse_database})
-        if not rows[0][0]:
-            return None
         return run_report(db, name, params)
     finally:
         db.close()

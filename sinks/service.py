@@ -19,6 +19,7 @@ import uvicorn
 
 from ground.errors import SinkError
 from ground.settings import Settings
+from sinks.alert_watch import AlertWatch, metrics_text
 from sinks.analyst_pool import AnalystPool
 from sinks.api import build_app, require_query_token
 from sinks.clickhouse import Database, connect
@@ -47,6 +48,7 @@ class SinkService:
         self._subscribed = threading.Event()
         self._crashed: BaseException | None = None
         self._analysts: AnalystPool | None = None
+        self._watch: AlertWatch | None = None
 
     def health(self) -> dict[str, Any]:
         alive = self._consumer_thread is not None and self._consumer_thread.is_alive()
@@ -64,7 +66,12 @@ class SinkService:
     def _make_server(self) -> uvicorn.Server:
         if self._analysts is None:
             self._analysts = AnalystPool(self.settings)
-        app = build_app(self._analysts, self.health, token=self._token)
+        self._watch = AlertWatch(self.settings, self._analysts)
+        if self.settings.alert_interval_seconds > 0:
+            self._watch.start()
+        watch = self._watch
+        app = build_app(self._analysts, self.health, token=self._token, alerts=watch.check,
+                        metrics=lambda: metrics_text(self.sink.stats.snapshot, watch))
         config = uvicorn.Config(app, host=self.settings.query_host, port=self.settings.query_port,
                                 log_level="warning", lifespan="off")
         return uvicorn.Server(config)
@@ -102,6 +109,9 @@ class SinkService:
         self._close_analysts()
 
     def _close_analysts(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
         if self._analysts is not None:
             self._analysts.close()
             self._analysts = None

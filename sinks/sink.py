@@ -98,6 +98,7 @@ class SinkStats:
     dead_letters: int = 0
     erased: int = 0
     last_flush_at: float | None = None
+    last_insert_seconds: float | None = None
     last_error: str | None = None
     paused: bool = False
 
@@ -105,7 +106,8 @@ class SinkStats:
         return {
             "messages": self.messages, "rows": dict(self.rows), "batches": self.batches,
             "insert_failures": self.insert_failures, "dead_letters": self.dead_letters,
-            "erased": self.erased, "last_flush_at": self.last_flush_at, "last_error": self.last_error,
+            "erased": self.erased, "last_flush_at": self.last_flush_at,
+            "last_insert_seconds": self.last_insert_seconds, "last_error": self.last_error,
             "paused": self.paused,
         }
 
@@ -273,7 +275,9 @@ class Sink:
             before_sleep=self._on_retry,
             reraise=True,
         )
+        started = time.monotonic()
         retrying(self._insert_all)
+        self.stats.last_insert_seconds = time.monotonic() - started
         self._pause(False)
         if self._producer is not None:
             # dead letters of this batch are on the broker before we commit past them

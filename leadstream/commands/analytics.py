@@ -1,4 +1,4 @@
-"""Commands of the analytics layer: ``migrate``, ``sink``, ``query``, ``dashboard``."""
+"""Commands of the analytics layer: ``migrate``, ``sink``, ``query``, ``dashboard``, ``alerts``."""
 
 from __future__ import annotations
 
@@ -69,6 +69,53 @@ def register(app: typer.Typer) -> None:
         except LeadstreamError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
+
+    alerts_app = typer.Typer(help="Quality alerts: the rules of LEADSTREAM_ALERT_RULES (or the shipped ones).",
+                             no_args_is_help=True)
+    app.add_typer(alerts_app, name="alerts")
+
+    @alerts_app.command("check")
+    def alerts_check(
+        format: str = typer.Option("table", "--format", "-f", help="table or json"),
+    ) -> None:
+        """Evaluate the alert rules now; print the firing alerts with their evidence; exit 1 when any fires.
+
+        In embedded mode the running sink evaluates them (its engine, its rules file); with no sink
+        serving, the idle engine is read directly; against a ClickHouse server, here.
+        """
+        import json as json_module
+
+        from rich.console import Console
+        from rich.table import Table
+
+        from ground.errors import LeadstreamError
+        from ground.settings import get_settings
+        from sinks.alerts import AlertRulesError
+        from sinks.query_client import fetch_alerts
+
+        if format not in {"table", "json"}:
+            typer.echo("--format must be table or json", err=True)
+            raise typer.Exit(2)
+        try:
+            answer = fetch_alerts(get_settings())
+        except AlertRulesError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        except LeadstreamError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(3) from exc
+        alerts = answer["alerts"]
+        if format == "json":
+            sys.stdout.write(json_module.dumps(answer, indent=2, default=str) + "\n")
+        elif not alerts:
+            typer.echo("no alert fires")
+        else:
+            table = Table("rule", "subject", "value", "threshold", "window", "evidence", title="firing alerts")
+            for a in alerts:
+                table.add_row(a["rule"], a["subject"], f"{a['value']:.4g}", f"{a['threshold']:.4g}", a["window"],
+                              a["message"])
+            Console(width=200).print(table)
+        raise typer.Exit(1 if alerts else 0)
 
     @app.command("query")
     def query(  # noqa: PLR0917 - typer maps each option to a parameter
