@@ -49,6 +49,7 @@ class SinkService:
         self._crashed: BaseException | None = None
         self._analysts: AnalystPool | None = None
         self._watch: AlertWatch | None = None
+        self._alert_db: AnalystPool | None = None
 
     def health(self) -> dict[str, Any]:
         alive = self._consumer_thread is not None and self._consumer_thread.is_alive()
@@ -66,7 +67,9 @@ class SinkService:
     def _make_server(self) -> uvicorn.Server:
         if self._analysts is None:
             self._analysts = AnalystPool(self.settings)
-        self._watch = AlertWatch(self.settings, self._analysts)
+        # one connection of its own: a periodic evaluation never takes an analyst's place
+        self._alert_db = AnalystPool(self.settings.model_copy(update={"analyst_connections": 1}))
+        self._watch = AlertWatch(self.settings, self._alert_db)
         if self.settings.alert_interval_seconds > 0:
             self._watch.start()
         watch = self._watch
@@ -112,6 +115,9 @@ class SinkService:
         if self._watch is not None:
             self._watch.stop()
             self._watch = None
+        if self._alert_db is not None:
+            self._alert_db.close()
+            self._alert_db = None
         if self._analysts is not None:
             self._analysts.close()
             self._analysts = None

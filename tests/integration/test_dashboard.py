@@ -215,6 +215,10 @@ def test_a_deal_won_through_the_webhook_appears_on_the_open_page(topics: Setting
             unknown = browser.page.get_attribute("#scorecard tr[data-source=Unknown] td[data-key=won]", "data-value")
         print(f"dashboard live: the won deal was on the open page {latency:.2f}s after the webhook answered")
         assert unknown is not None and int(unknown) >= 1
+        api = f"http://127.0.0.1:{settings.query_port}"
+        metrics = httpx.get(f"{api}/metrics").text  # the sink's own counters, for Prometheus
+        assert 'leadstream_sink_rows{table="deal_versions"}' in metrics and "leadstream_sink_paused 0.0" in metrics
+        assert isinstance(httpx.get(f"{api}/alerts", timeout=60).json()["alerts"], list)
         assert browser.errors == []
     finally:
         if service is not None:
