@@ -127,7 +127,7 @@ class Alert:
 
     rule: str
     subject: str
-    value: float
+    value: float | None  # None: nothing to measure (no touch stored at all)
     threshold: float
     window: str
     message: str
@@ -285,9 +285,10 @@ def _freshness(db: Database, settings: Settings, rule: FreshnessLag, now: int, t
     accepted, _ = _broker_counts(settings, now - window, timeout)
     if not accepted:
         return []  # nothing arrives upstream either: quiet, not stuck
-    lag_minutes = (now - newest) / MINUTE_MS if newest is not None else math.inf
+    lag_minutes = (now - newest) / MINUTE_MS if newest is not None else None
     return [Alert("freshness_lag", "pipeline", lag_minutes, rule.max_lag_minutes, f"{rule.max_lag_minutes:g}min",
-                  (f"the newest touch in ClickHouse was received {lag_minutes:.0f} minutes ago" if newest else
+                  (f"the newest touch in ClickHouse was received {lag_minutes:.0f} minutes ago"
+                   if lag_minutes is not None else
                    "ClickHouse holds no touch") + f" while the raw topics took {accepted} events in the last "
                   f"{rule.max_lag_minutes:g} minutes: is the stream worker or the sink stuck?",
                   {"newest_received_at_ms": newest, "raw_events_in_window": accepted})]

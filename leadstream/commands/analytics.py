@@ -112,8 +112,8 @@ def register(app: typer.Typer) -> None:
         else:
             table = Table("rule", "subject", "value", "threshold", "window", "evidence", title="firing alerts")
             for a in alerts:
-                table.add_row(a["rule"], a["subject"], f"{a['value']:.4g}", f"{a['threshold']:.4g}", a["window"],
-                              a["message"])
+                value = "-" if a["value"] is None else f"{a['value']:.4g}"
+                table.add_row(a["rule"], a["subject"], value, f"{a['threshold']:.4g}", a["window"], a["message"])
             Console(width=200).print(table)
         raise typer.Exit(1 if alerts else 0)
 
