@@ -30,6 +30,7 @@ from leadstream.testing.harness import WorkerProcess
 from leadstream.testing.processes import collector_process, free_port, leadstream_cmd, settings_env, wait_http
 from leadstream.testing.waiting import wait_for
 from producers.collector import sign
+from sinks.alert_watch import AlertWatch
 from sinks.analyst_pool import AnalystPool
 from sinks.api import build_app
 from sinks.clickhouse import connect
@@ -52,9 +53,10 @@ def _health() -> dict[str, Any]:
 
 
 @pytest.fixture
-def api(clickhouse_url: str, tmp_path: Path) -> Iterator[str]:
+def api(clickhouse_url: str, kafka_bootstrap: str, tmp_path: Path) -> Iterator[str]:
     """A query API on a free port over a database holding a generated world; yields its base URL."""
     settings = Settings(CLICKHOUSE_URL=clickhouse_url, LEADSTREAM_DATA_DIR=str(tmp_path / "data"),
+                        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
                         LEADSTREAM_CLICKHOUSE_DATABASE=f"ls_dash_{uuid.uuid4().hex[:8]}")
     db = connect(settings)
     apply_migrations(db)
@@ -67,7 +69,8 @@ def api(clickhouse_url: str, tmp_path: Path) -> Iterator[str]:
     pool = AnalystPool(settings)
     port = free_port()
     health = lambda: {**_health(), "database": settings.clickhouse_database}  # noqa: E731
-    server = uvicorn.Server(uvicorn.Config(build_app(pool, health), host="127.0.0.1", port=port,
+    alerts = AlertWatch(settings, pool).check
+    server = uvicorn.Server(uvicorn.Config(build_app(pool, health, alerts=alerts), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -160,6 +163,9 @@ def test_the_dashboard_shows_the_report_figures(api: str, browser: Browser) -> N
     quality = httpx.get(f"{api}/reports/quality?by=channel").json()
     assert _same(b.page.get_attribute("#q-share", "data-value"), quality["contacts"]["unknown_or_direct_share"])
     assert "no events yet" not in b.page.inner_text("#q-newest")
+    # the alerts panel lists what /alerts says fires
+    shown_alerts = b.page.eval_on_selector_all("#q-alerts tbody tr[data-rule]", "trs => trs.map(t => t.dataset.rule)")
+    assert shown_alerts == [a["rule"] for a in httpx.get(f"{api}/alerts", timeout=60).json()["alerts"]]
     assert b.page.input_value("select[name=model]") == "linear"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / "dashboard.png"

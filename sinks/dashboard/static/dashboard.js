@@ -260,6 +260,21 @@
     });
   }
 
+  function drawAlerts(answer) {
+    const body = document.querySelector("#q-alerts tbody");
+    if (!answer) {
+      body.replaceChildren(cell("td", "not evaluated here"));
+      return;
+    }
+    const rows = answer.alerts.map(function (a) {
+      const tr = document.createElement("tr");
+      tr.dataset.rule = a.rule;
+      tr.append(cell("td", a.rule), cell("td", a.subject), cell("td", a.message));
+      return tr;
+    });
+    body.replaceChildren(...(rows.length ? rows : [cell("td", "none firing")]));
+  }
+
   function drawQuality(quality, health, newest) {
     const contacts = quality.contacts || {};
     const share = document.getElementById("q-share");
@@ -312,14 +327,16 @@
       drawScorecard(sources);
       drawWinRate(sources);
       if (everything || state.refreshes % SLOW_EVERY === 0) {
-        const [quarterly, funnel, contactSources, quality, newest, ...attribution] = await Promise.all([
+        const [quarterly, funnel, contactSources, quality, newest, alerts, ...attribution] = await Promise.all([
           api(reportPath("quarterly")), api(reportPath("funnel")), api(reportPath("contact-sources")),
           api(reportPath("quality")), newestEvent((health && health.database) || "leadstream").catch(() => null),
+          api("/alerts").catch(() => null),
           ...MODELS.map((m) => api(reportPath("attribution", { model: m }))),
         ]);
         const byModel = Object.fromEntries(MODELS.map((m, i) => [m, attribution[i]]));
         Object.assign(state.data, { quarterly: quarterly, funnel: funnel, contactSources: contactSources,
-          quality: quality, attribution: byModel, newest: newest });
+          quality: quality, attribution: byModel, newest: newest, alerts: alerts });
+        drawAlerts(alerts);
         drawQuarterly(quarterly);
         drawFunnel(funnel);
         drawAttribution(byModel);
