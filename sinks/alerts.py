@@ -30,7 +30,7 @@ from ground.settings import Settings
 from ground.topic_reader import messages_since
 from ground.topics import DEAD_LETTER, RAW_TOPICS, Topics
 from sinks.clickhouse import Database
-from sinks.reports import report_sql
+from sinks.sql_files import report_sql
 
 __all__ = ["DEFAULT_RULES", "Alert", "AlertRules", "AlertRulesError", "evaluate", "load_rules", "win_drop_probability"]
 

@@ -87,6 +87,16 @@ def _epoch_ms(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
+#: Rows a ``top`` may ask for (quality's unclassified pairs, lead-scores' leads).
+MAX_TOP = 10_000
+
+
+def _top(value: int) -> int:
+    if not 1 <= value <= MAX_TOP:
+        raise ReportError(f"top must be a whole number from 1 to {MAX_TOP:,}, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class ReportParams:
     """The options of ``leadstream query`` (and of ``GET /reports/{name}``), checked and typed.
@@ -106,11 +116,11 @@ class ReportParams:
 
     @classmethod
     def from_options(cls, *, since: str | None, until: str | None, by: str, model: str, half_life: float,
-                     include_open_lost: bool) -> ReportParams:
+                     include_open_lost: bool, top: int = 20) -> ReportParams:
         """From the CLI's options (typer already made the numbers and flags); ReportError on bad input."""
         first, last = _day(since), _day(until)
         return cls(since=first, until=last, by=_level(by), model=_model(model), half_life=_half_life(half_life),
-                   include_open_lost=include_open_lost)
+                   include_open_lost=include_open_lost, top=_top(top))
 
     @classmethod
     def parse(cls, raw: Mapping[str, str]) -> ReportParams:
@@ -119,7 +129,7 @@ class ReportParams:
         half_life = _half_life(_number(float, raw.get("half_life", "7")))
         flag = raw.get("include_open_lost", "false").lower() in _TRUE
         first, last = _day(raw.get("since")), _day(raw.get("until"))
-        top = _number(int, raw.get("top", "20"))
+        top = _top(_number(int, raw.get("top", "20")))
         return cls(since=first, until=last, by=by, model=model, half_life=half_life, include_open_lost=flag,
                    top=top)
 

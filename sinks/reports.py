@@ -10,21 +10,18 @@ parameter, taken from a :class:`~sinks.report_params.ReportParams` that the edge
 
 from __future__ import annotations
 
-import re
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from sinks.clickhouse import Database
 from sinks.errors import ReportError
 from sinks.json_values import json_scalar
+from sinks.lead_scores import lead_scores
 from sinks.report_params import ReportParams
+from sinks.sql_files import SQL_DIR, load_sql, report_sql
 
-__all__ = ["REPORTS", "check_report", "load_sql", "report_sql", "run_report"]
+__all__ = ["REPORTS", "SQL_DIR", "check_report", "load_sql", "report_sql", "run_report"]
 
-SQL_DIR = Path(__file__).parent / "sql"
-REPORTS = ("sources", "quarterly", "funnel", "contact-sources", "attribution", "quality")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+REPORTS = ("sources", "quarterly", "funnel", "contact-sources", "attribution", "quality", "lead-scores")
 
 
 def check_report(name: str) -> str:
@@ -32,19 +29,6 @@ def check_report(name: str) -> str:
     if name not in REPORTS:
         raise ReportError(f"unknown report {name!r}; one of {', '.join(REPORTS)}")
     return name
-
-
-@cache
-def load_sql(name: str) -> str:
-    """The text of ``sinks/sql/<name>.sql``."""
-    return (SQL_DIR / f"{name}.sql").read_text()
-
-
-def report_sql(name: str, database: str) -> str:
-    """A report's SQL with the database name filled in (identifiers only)."""
-    if not _IDENT.match(database):
-        raise ReportError(f"database must be a plain identifier, got {database!r}")
-    return load_sql(name).replace("{db}", database)
 
 
 def _rows(db: Database, sql_name: str, values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -55,6 +39,8 @@ def _rows(db: Database, sql_name: str, values: dict[str, Any]) -> list[dict[str,
 def run_report(db: Database, name: str, params: ReportParams) -> list[dict[str, Any]] | dict[str, Any]:
     """Run one report; a list of row objects, or an object of sections for ``quality``."""
     check_report(name)
+    if name == "lead-scores":
+        return [{k: json_scalar(v) for k, v in row.items()} for row in lead_scores(db, params)]
     values = params.sql_parameters()
     if name == "quality":
         contacts = _rows(db, "quality_contacts", values)

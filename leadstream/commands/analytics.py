@@ -119,7 +119,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("query")
     def query(  # noqa: PLR0917 - typer maps each option to a parameter
-        report: str = typer.Argument(..., help="sources, quarterly, funnel, contact-sources, attribution, quality"),
+        report: str = typer.Argument(..., help="sources, quarterly, funnel, contact-sources, attribution, quality, "
+                                                "lead-scores"),
         since: str = typer.Option(None, help="ISO date (UTC), inclusive"),
         until: str = typer.Option(None, help="ISO date (UTC), exclusive"),
         by: str = typer.Option("channel", help="channel, source or detail"),
@@ -128,8 +129,9 @@ def register(app: typer.Typer) -> None:
                                                   "w_shaped, full_path, time_decay, j_shaped, inverse_j"),
         half_life: float = typer.Option(7.0, help="time_decay half-life in days"),
         include_open_lost: bool = typer.Option(False, help="attribution: give deal credit for open and lost deals"),
+        top: int = typer.Option(20, help="lead-scores: how many leads; quality: how many unclassified pairs"),
     ) -> None:
-        """Run a report: sources, quarterly, funnel, contact-sources, attribution, quality."""
+        """Run a report: sources, quarterly, funnel, contact-sources, attribution, quality, lead-scores."""
         from ground.errors import LeadstreamError
         from ground.settings import get_settings
         from sinks.errors import ReportError
@@ -148,7 +150,7 @@ def register(app: typer.Typer) -> None:
         try:
             # the CLI edge: the options become the typed parameters here, once
             params = ReportParams.from_options(since=since, until=until, by=by, model=model, half_life=half_life,
-                                               include_open_lost=include_open_lost)
+                                               include_open_lost=include_open_lost, top=top)
             result = fetch_report(get_settings(), report, params)
         except (ReportError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)

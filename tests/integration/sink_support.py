@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -95,3 +96,67 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
+
+
+@contextmanager
+def served_api(settings: Settings, db: Any, **app_options: Any) -> Iterator[Settings]:
+    """The query API over ``db`` on a free port, as the sink serves it; yields the settings that reach it."""
+    import threading
+
+    import uvicorn
+
+    from leadstream.testing.processes import free_port
+    from leadstream.testing.waiting import wait_for
+    from sinks.api import build_app
+
+    settings = settings.model_copy(update={"query_port": free_port()})
+    server = uvicorn.Server(uvicorn.Config(build_app(db, lambda: {"status": "ok"}, **app_options),
+                                           host="127.0.0.1", port=settings.query_port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, 30, "the query API")
+        yield settings
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def cli(settings: Settings, *args: str) -> tuple[int, str, str]:
+    """``leadstream ARGS`` in this process with ``settings`` as its environment: (exit code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from ground.settings import get_settings
+    from leadstream.cli import app
+    from leadstream.testing.processes import settings_env
+
+    env = settings_env(settings)
+    env.setdefault("LEADSTREAM_QUERY_TOKEN", "")  # blank is unset, whatever this shell exports
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, list(args), env=env)
+    finally:
+        get_settings.cache_clear()
+    return result.exit_code, result.stdout, result.stderr
+
+
+def enriched_deal(deal_id: str, *, status: str, closed_at: int | None, created_at: int, primary: str,
+                  lead: tuple[str, str, str] = ("Paid Search", "google", "")) -> dict[str, Any]:
+    """One EnrichedDeal record (its latest stamp), stamped with ``lead``."""
+    return {
+        "deal_id": deal_id, "stamp_version": 1, "version": 1, "event_time": closed_at or created_at,
+        "change": status if status in ("won", "lost") else "created", "status": status, "stage": None,
+        "amount": 1000.0, "currency": "USD", "owner": None, "pipeline": None, "close_reason": None,
+        "source_system": "test", "primary_contact_id": primary, "contact_ids": [primary], "created_at": created_at,
+        "closed_at": closed_at, "lead_channel": lead[0], "lead_source": lead[1], "lead_detail": lead[2],
+        "contact_source": None, "first_touch_time": None, "first_touch_event_id": None, "prev_status": None,
+        "prev_amount": None, "prev_lead_channel": None, "prev_lead_source": None, "prev_lead_detail": None}
+
+
+def store(db: Any, **records: list[dict[str, Any]]) -> None:
+    """Insert records into the tables of their record types (``EnrichedTouch=[...]``, ...)."""
+    for name, rows in records.items():
+        spec = TABLES[name]
+        if rows:
+            db.insert(spec.table, [spec.convert(r) for r in rows], spec.columns)

@@ -19,20 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from confluent_kafka import Producer
-from typer.testing import CliRunner
 
-from ground.settings import Settings, get_settings
-from leadstream.testing.processes import free_port, settings_env
+from ground.settings import Settings
 from leadstream.testing.waiting import wait_for
 from sinks.alert_watch import AlertWatch, metrics_text
 from sinks.alerts import AlertRulesError, load_rules, win_drop_probability
-from sinks.api import build_app
 from sinks.clickhouse import Database, connect
 from sinks.migrate import apply_migrations
-from sinks.rows import TABLES
 from tests.integration.sink_feed import one_contact, one_touch
+from tests.integration.sink_support import cli, enriched_deal, served_api, store
 
 pytestmark = [pytest.mark.integration]
 
@@ -69,14 +65,9 @@ class World:
         self.contacts.append(c)
 
     def deal(self, closed_at: int, won: bool, source: str = "google") -> None:
-        self.deals.append({
-            "deal_id": f"d-{uuid.uuid4().hex[:8]}", "stamp_version": 1, "version": 1, "event_time": closed_at,
-            "change": "won" if won else "lost", "status": "won" if won else "lost", "stage": None, "amount": 1000.0,
-            "currency": "USD", "owner": None, "pipeline": None, "close_reason": None, "source_system": "test",
-            "primary_contact_id": "c-x", "contact_ids": ["c-x"], "created_at": closed_at - 30 * DAY,
-            "closed_at": closed_at, "lead_channel": "Paid Search", "lead_source": source, "lead_detail": "",
-            "contact_source": None, "first_touch_time": None, "first_touch_event_id": None, "prev_status": None,
-            "prev_amount": None, "prev_lead_channel": None, "prev_lead_source": None, "prev_lead_detail": None})
+        self.deals.append(enriched_deal(f"d-{uuid.uuid4().hex[:8]}", status="won" if won else "lost",
+                                        closed_at=closed_at, created_at=closed_at - 30 * DAY, primary="c-x",
+                                        lead=("Paid Search", source, "")))
 
 
 def _quarter_start(ms: int, back: int = 0) -> int:
@@ -143,9 +134,7 @@ def _store(settings: Settings, db: Database, w: World) -> None:
     newest = w.now - w.received_lag
     for t in w.touches:  # nothing received after the newest receipt
         t["received_at"] = t["processed_at"] = min(t["received_at"], newest)
-    for name, records in (("EnrichedTouch", w.touches), ("ContactVersion", w.contacts), ("EnrichedDeal", w.deals)):
-        spec = TABLES[name]
-        db.insert(spec.table, [spec.convert(r) for r in records], spec.columns)
+    store(db, EnrichedTouch=w.touches, ContactVersion=w.contacts, EnrichedDeal=w.deals)
     producer = Producer(settings.kafka_producer_config())
     for i in range(w.raw):
         producer.produce(f"{settings.topic_prefix}touches", key=f"k{i}".encode(), value=b"raw")
@@ -167,30 +156,12 @@ def deployment(topics: Settings) -> Iterator[tuple[Settings, Database]]:
 
 def _check(settings: Settings, db: Database) -> tuple[int, dict[str, Any]]:
     """`leadstream alerts check --format json` against a query API over ``db`` (as the sink serves it)."""
-    from leadstream.cli import app
-
-    settings = settings.model_copy(update={"query_port": free_port()})
-    watch = AlertWatch(settings, db)
-    server = uvicorn.Server(uvicorn.Config(build_app(db, lambda: {"status": "ok"}, alerts=watch.check),
-                                           host="127.0.0.1", port=settings.query_port, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started, 30, "the query API")
-        env = settings_env(settings)
-        env.setdefault("LEADSTREAM_QUERY_TOKEN", "")
-        get_settings.cache_clear()
-        result = CliRunner().invoke(app, ["alerts", "check", "--format", "json"], env=env)
-        get_settings.cache_clear()
-        table = CliRunner().invoke(app, ["alerts", "check"], env=env)
-        get_settings.cache_clear()
-    finally:
-        server.should_exit = True
-        thread.join(30)
-    assert result.exit_code in (0, 1), result.output
-    assert table.exit_code == result.exit_code and ("no alert fires" in table.stdout) == (result.exit_code == 0)
-    return result.exit_code, json.loads(result.stdout)
+    with served_api(settings, db, alerts=AlertWatch(settings, db).check) as reached:
+        code, out, err = cli(reached, "alerts", "check", "--format", "json")
+        table_code, table, _ = cli(reached, "alerts", "check")
+    assert code in (0, 1), err
+    assert table_code == code and ("no alert fires" in table) == (code == 0)
+    return code, json.loads(out)
 
 
 BREAKS: dict[str, Callable[[World], None]] = {
