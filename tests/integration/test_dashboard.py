@@ -167,6 +167,10 @@ def test_the_dashboard_shows_the_report_figures(api: str, browser: Browser) -> N
     shown_alerts = b.page.eval_on_selector_all("#q-alerts tbody tr[data-rule]", "trs => trs.map(t => t.dataset.rule)")
     assert shown_alerts == [a["rule"] for a in httpx.get(f"{api}/alerts", timeout=60).json()["alerts"]]
     assert b.page.input_value("select[name=model]") == "linear"
+    scores = httpx.get(f"{api}/reports/lead-scores?by=channel&top=10").json()
+    shown_scores = b.page.eval_on_selector_all(
+        "#lead-scores tbody tr", "trs => trs.map(tr => [tr.children[0].dataset.value, +tr.children[2].dataset.value])")
+    assert len(scores) == 10 and [s[0] for s in shown_scores] == [r["contact_id"] for r in scores]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / "dashboard.png"
     b.page.screenshot(path=str(shot), full_page=True)

@@ -327,16 +327,18 @@
       drawScorecard(sources);
       drawWinRate(sources);
       if (everything || state.refreshes % SLOW_EVERY === 0) {
-        const [quarterly, funnel, contactSources, quality, newest, alerts, ...attribution] = await Promise.all([
+        const [quarterly, funnel, contactSources, quality, newest, alerts, leadScores, ...attribution] = await Promise.all([
           api(reportPath("quarterly")), api(reportPath("funnel")), api(reportPath("contact-sources")),
           api(reportPath("quality")), newestEvent((health && health.database) || "leadstream").catch(() => null),
-          api("/alerts").catch(() => null),
+          api("/alerts").catch(() => null), api(reportPath("lead-scores", { top: 10 })),
           ...MODELS.map((m) => api(reportPath("attribution", { model: m }))),
         ]);
         const byModel = Object.fromEntries(MODELS.map((m, i) => [m, attribution[i]]));
         Object.assign(state.data, { quarterly: quarterly, funnel: funnel, contactSources: contactSources,
-          quality: quality, attribution: byModel, newest: newest, alerts: alerts });
+          quality: quality, attribution: byModel, newest: newest, alerts: alerts, leadScores: leadScores });
         drawAlerts(alerts);
+        fillTable("lead-scores", leadScores, [["contact_id", String], ["lead_source", String], ["score", days],
+          ["q_s", percent], ["p_s", percent], ["m", (v) => Number(v).toFixed(2)]]);
         drawQuarterly(quarterly);
         drawFunnel(funnel);
         drawAttribution(byModel);
