@@ -39,11 +39,12 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-## bench: run the benchmarks (not tests): collector, stream, query
+## bench: run the benchmarks (not tests): collector, stream, query, the lead score backtest
 bench: setup
 	$(BIN)/python bench/collector.py
 	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/query.py
+	$(BIN)/python bench/lead_score_backtest.py
 
 clean:
 	rm -rf $(VENV) .leadstream .pytest_cache .mypy_cache .ruff_cache
