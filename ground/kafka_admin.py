@@ -23,7 +23,7 @@ from confluent_kafka.admin import (
 from ground.settings import Settings
 from ground.topics import ERASURES, RAW_TOPICS, Topics
 
-__all__ = ["consumer_lag", "create_topics", "delete_topics", "topic_config"]
+__all__ = ["consumer_lag", "create_topics", "delete_topics", "partition_lag", "topic_config"]
 
 TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
 
@@ -108,12 +108,18 @@ def consumer_lag(settings: Settings, group: str, topics: list[str], timeout: flo
     A partition the group never committed counts from its low watermark, so a group
     that has not started yet shows everything as lag.
     """
+    return sum(partition_lag(settings, group, topics, timeout).values())
+
+
+def partition_lag(settings: Settings, group: str, topics: list[str],
+                  timeout: float = 10.0) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> messages the group has not committed yet (see :func:`consumer_lag`)."""
     admin = AdminClient(settings.kafka_common_config())
     metadata = admin.list_topics(timeout=timeout)
     partitions = [TopicPartition(t, p) for t in topics if t in metadata.topics
                   for p in metadata.topics[t].partitions]
     if not partitions:
-        return 0
+        return {}
     request = [ConsumerGroupTopicPartitions(group, partitions)]
     committed = {
         (tp.topic, tp.partition): tp.offset
@@ -122,11 +128,11 @@ def consumer_lag(settings: Settings, group: str, topics: list[str], timeout: flo
     }
     probe = Consumer(settings.kafka_consumer_config(f"{group}-lag-probe"))
     try:
-        lag = 0
+        lag = {}
         for tp in partitions:
             low, high = probe.get_watermark_offsets(tp, timeout=timeout)
             done = committed.get((tp.topic, tp.partition), -1)
-            lag += max(high - (done if done >= 0 else low), 0)
+            lag[(tp.topic, tp.partition)] = max(high - (done if done >= 0 else low), 0)
         return lag
     finally:
         probe.close()

@@ -70,6 +70,8 @@ class Pipeline:
         self.topics = Topics(settings.topic_prefix)
         apply_offset_fixes()  # commit only offsets whose messages were processed (streams/delivery.py)
         self.counters: Counter[str] = Counter()
+        #: what the metrics read besides the counters: readiness, the last batch's duration
+        self.state: dict[str, Any] = {"ready": False}
         self.app = faust.App(
             settings.stream_app_id,
             broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")],
@@ -138,7 +140,11 @@ class Pipeline:
                 try:
                     t0 = time.perf_counter()
                     await handler(list(events))
-                    log.debug("stage %s: %d events in %.4fs", name, len(events), time.perf_counter() - t0)
+                    elapsed = time.perf_counter() - t0
+                    self.counters[f"{name}.batches"] += 1
+                    self.counters[f"{name}.batch_ms"] += round(elapsed * 1000)
+                    self.state[f"{name}.last_batch_seconds"] = elapsed
+                    log.debug("stage %s: %d events in %.4fs", name, len(events), elapsed)
                 except Exception:
                     # Per-event errors are dead-lettered inside the stage; what reaches
                     # here is a failure to deliver (broker gone, producer fenced). Leaving

@@ -15,6 +15,7 @@ import faust
 
 from ground.settings import get_settings
 from streams.app import build_app, summarize
+from streams.metrics import serve_metrics
 from streams.state_owner import claim_state_dir
 
 __all__ = ["run_worker", "worker_datadir"]
@@ -43,15 +44,18 @@ def run_worker(worker_id: str = "0", data_dir: Path | None = None, loglevel: str
         create(settings)
     claim_state_dir(datadir, settings)  # before Faust opens a table of another namespace
     pipeline = build_app(settings, datadir)
+    serve_metrics(settings, worker_id, pipeline.counters, pipeline.state)
 
     class Worker(faust.Worker):
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
             log.info("leadstream worker ready (app %s, worker %s)", settings.stream_app_id, worker_id)
+            pipeline.state["ready"] = True
             ready_file.write_text("ready\n")
 
         async def on_stop(self) -> None:
             log.info("leadstream worker stopping: %s", " ".join(summarize(pipeline.counters)))
+            pipeline.state["ready"] = False
             ready_file.unlink(missing_ok=True)
             await super().on_stop()
 
