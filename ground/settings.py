@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # --- stream processing ---------------------------------------------------------
     app_id: str = Field(default="ls", validation_alias="LEADSTREAM_APP_ID")
     taxonomy_path: Path | None = Field(default=None, validation_alias="LEADSTREAM_TAXONOMY")
+    #: every money figure of every report is in this currency (docs/money.md)
+    reporting_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$",
+                                    validation_alias="LEADSTREAM_REPORTING_CURRENCY")
     #: the stream worker's Prometheus exporter: worker N listens on this port + N (0: off)
     worker_metrics_port: int = Field(default=9464, ge=0, le=65000, validation_alias="LEADSTREAM_WORKER_METRICS_PORT")
     worker_metrics_host: str = Field(default="127.0.0.1", validation_alias="LEADSTREAM_WORKER_METRICS_HOST")

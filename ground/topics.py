@@ -20,12 +20,15 @@ __all__ = [
     "KIND_TOPICS",
     "MESSAGE_KEYS",
     "RAW_TOPICS",
+    "REFERENCE_TOPICS",
     "TOPIC_RECORDS",
     "Topics",
     "message_key",
 ]
 
 RAW_TOPICS = ("touches", "identities", "contacts", "deals")
+#: Reference data the sink reads as it is (no worker stage): marketing spend, exchange rates.
+REFERENCE_TOPICS = ("spend", "fx-rates")
 ENRICHED_TOPICS = ("enriched-touches", "enriched-contacts", "identity-map", "enriched-deals")
 #: Repartition topics of the worker: events re-keyed by contact id or deal id.
 INTERNAL_TOPICS = ("contact-events", "deal-events")
@@ -39,6 +42,8 @@ TOPIC_RECORDS: dict[str, str] = {
     "identities": "Identify",
     "contacts": "ContactChange",
     "deals": "DealChange",
+    "spend": "Spend",
+    "fx-rates": "FxRate",
     "dead-letter": "DeadLetter",
     "erasures": "Erasure",
     "enriched-touches": "EnrichedTouch",
@@ -54,6 +59,8 @@ KIND_TOPICS: dict[str, str] = {
     "identify": "identities",
     "contact": "contacts",
     "deal": "deals",
+    "spend": "spend",
+    "fx_rate": "fx-rates",
     "dead_letter": DEAD_LETTER,
 }
 
@@ -66,6 +73,8 @@ MESSAGE_KEYS: dict[str, tuple[str, ...]] = {
     "identities": ("anonymous_id",),
     "contacts": ("contact_id",),
     "deals": ("deal_id",),
+    "spend": ("event_id",),
+    "fx-rates": ("currency",),
     DEAD_LETTER: ("origin",),
 }
 
@@ -96,6 +105,8 @@ class Topics:
     identities = _TopicName("identities")
     contacts = _TopicName("contacts")
     deals = _TopicName("deals")
+    spend = _TopicName("spend")
+    fx_rates = _TopicName("fx-rates")
     dead_letter = _TopicName(DEAD_LETTER)
     erasures = _TopicName(ERASURES)
     enriched_touches = _TopicName("enriched-touches")
@@ -108,4 +119,5 @@ class Topics:
 
     def all(self) -> list[str]:
         """Every topic leadstream creates up front (internal ones included)."""
-        return [self.name(t) for t in (*RAW_TOPICS, *ENRICHED_TOPICS, *INTERNAL_TOPICS, DEAD_LETTER, ERASURES)]
+        return [self.name(t) for t in (*RAW_TOPICS, *REFERENCE_TOPICS, *ENRICHED_TOPICS, *INTERNAL_TOPICS,
+                                       DEAD_LETTER, ERASURES)]

@@ -36,9 +36,11 @@ __all__ = [
     "Rejected",
     "contact_change_record",
     "deal_change_record",
+    "fx_rate_record",
     "identify_record",
     "parse_event_time",
     "pixel_fields",
+    "spend_record",
     "touch_record",
 ]
 
@@ -481,6 +483,61 @@ def _id_list(fields: Mapping[str, Any], name: str) -> list[str]:
     return out
 
 
+def _currency(fields: Mapping[str, Any]) -> str:
+    currency = _text(fields, "currency", 8) or "USD"
+    if not _CURRENCY.match(currency):
+        raise Rejected("invalid_currency", f"currency {currency!r} is not a 3-letter code")
+    return currency.upper()
+
+
+def _day_start(fields: Mapping[str, Any], received_at: int) -> int:
+    """The UTC midnight of the row's ``date`` (ISO date or anything parse_event_time reads)."""
+    value = fields.get("date")
+    if not _present(value):
+        raise Rejected("missing_field", "date is required")
+    at = parse_event_time(value, name="date", now=received_at)
+    return at - at % 86_400_000
+
+
+def spend_record(fields: Mapping[str, Any], *, received_at: int) -> Record:
+    """A Spend row (one day, one channel › source › campaign) from an import or the API."""
+    amount = _amount(fields)
+    if amount is None:
+        raise Rejected("missing_field", "amount is required")
+    day = _day_start(fields, received_at)
+    record = {
+        "channel": _text(fields, "channel", MAX_TEXT, required=True),
+        "source": _text(fields, "source", MAX_TEXT) or "",
+        "campaign": _text(fields, "campaign", MAX_TEXT) or "",
+        "amount": amount,
+        "currency": _currency(fields),
+        "source_system": _text(fields, "source_system", MAX_TEXT),
+    }
+    # the row's content names it: a re-import of the same row is the same event
+    identity = {"date": day, **{k: record[k] for k in ("channel", "source", "campaign", "currency")}}
+    return {"event_id": _event_id({**identity, "event_id": fields.get("event_id")}, deterministic="spend"),
+            "event_time": day, "received_at": received_at, **record}
+
+
+def fx_rate_record(fields: Mapping[str, Any], *, received_at: int) -> Record:
+    """An FxRate row: one unit of ``currency`` is worth ``rate`` units of the reporting currency from ``date``."""
+    value = fields.get("rate")
+    if not _present(value) or isinstance(value, bool):
+        raise Rejected("missing_field", "rate is required")
+    try:
+        rate = float(value.replace(",", "") if isinstance(value, str) else value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise Rejected("invalid_rate", f"rate {str(value)[:64]!r} is not a number") from exc
+    if not math.isfinite(rate) or rate <= 0:
+        raise Rejected("invalid_rate", "rate must be a finite number > 0")
+    day = _day_start(fields, received_at)
+    currency = _currency({"currency": fields.get("currency") or ""}) if _present(fields.get("currency")) else None
+    if currency is None:
+        raise Rejected("missing_field", "currency is required")
+    return {"event_id": _event_id({"date": day, "currency": currency, "rate": rate}, deterministic="fx_rate"),
+            "event_time": day, "received_at": received_at, "currency": currency, "rate": rate}
+
+
 def deal_change_record(
     fields: Mapping[str, Any],
     *,
@@ -496,9 +553,7 @@ def deal_change_record(
         primary = contact_ids[0]
     if primary not in contact_ids:
         contact_ids.insert(0, primary)
-    currency = _text(fields, "currency", 8) or "USD"
-    if not _CURRENCY.match(currency):
-        raise Rejected("invalid_currency", f"currency {currency!r} is not a 3-letter code")
+    currency = _currency(fields)
     version = _int(fields, "version")
     if version is not None and version < 0:
         raise Rejected("invalid_field", "version must be >= 0")
@@ -508,7 +563,7 @@ def deal_change_record(
         "change": _enum(fields, "change", DEAL_CHANGES, required=True),
         "stage": _text(fields, "stage", MAX_TEXT),
         "amount": _amount(fields),
-        "currency": currency.upper(),
+        "currency": currency,
         "owner": _text(fields, "owner", MAX_TEXT),
         "primary_contact_id": primary,
         "contact_ids": contact_ids,

@@ -31,13 +31,16 @@ from producers.publish import build_record
 __all__ = ["IMPORT_KINDS", "REQUIRED_COLUMNS", "ImportResult", "RowError", "count_rows", "import_csv"]
 
 #: ``leadstream import <name>`` -> event kind.
-IMPORT_KINDS = {"touches": "touch", "deals": "deal", "contacts": "contact", "identities": "identify"}
+IMPORT_KINDS = {"touches": "touch", "deals": "deal", "contacts": "contact", "identities": "identify",
+                "spend": "spend", "rates": "fx_rate"}
 #: Columns a file must have (any one of each tuple); checked before anything is produced.
 REQUIRED_COLUMNS: dict[str, list[tuple[str, ...]]] = {
     "touches": [("event_time",), ("anonymous_id", "contact_id")],
     "deals": [("event_time",), ("deal_id",), ("change",), ("primary_contact_id", "contact_ids")],
     "contacts": [("event_time",), ("change",), ("contact_id", "email")],
     "identities": [("event_time",), ("anonymous_id",), ("contact_id", "email")],
+    "spend": [("date",), ("channel",), ("amount",)],
+    "rates": [("date",), ("currency",), ("rate",)],
 }
 
 

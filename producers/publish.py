@@ -28,7 +28,9 @@ from producers.events import (
     Rejected,
     contact_change_record,
     deal_change_record,
+    fx_rate_record,
     identify_record,
+    spend_record,
     touch_record,
 )
 from producers.kafka import EventProducer
@@ -39,6 +41,8 @@ __all__ = [
     "DealPublisher",
     "IdentityPublisher",
     "Publisher",
+    "RatePublisher",
+    "SpendPublisher",
     "TouchPublisher",
     "build_record",
 ]
@@ -63,6 +67,10 @@ def build_record(kind: str, fields: Mapping[str, Any], *, received_at: int, ids:
         return contact_change_record(fields, received_at=received_at, ids=ids, extra_properties=csv)
     if kind == "deal":
         return deal_change_record(fields, received_at=received_at)
+    if kind == "spend":
+        return spend_record(fields, received_at=received_at)
+    if kind == "fx_rate":
+        return fx_rate_record(fields, received_at=received_at)
     raise ValueError(f"unknown event kind {kind!r}")
 
 
@@ -137,3 +145,15 @@ class DealPublisher(Publisher):
     """Deal changes from sales tools -> ``deals``."""
 
     kind = "deal"
+
+
+class SpendPublisher(Publisher):
+    """Marketing spend per day and channel › source › campaign -> ``spend`` (the roi report)."""
+
+    kind = "spend"
+
+
+class RatePublisher(Publisher):
+    """Exchange rates into the reporting currency, per currency and day -> ``fx-rates``."""
+
+    kind = "fx_rate"

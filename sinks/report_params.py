@@ -113,14 +113,15 @@ class ReportParams:
     half_life: float = 7.0
     include_open_lost: bool = False
     top: int = 20
+    by_quarter: bool = False
 
     @classmethod
     def from_options(cls, *, since: str | None, until: str | None, by: str, model: str, half_life: float,
-                     include_open_lost: bool, top: int = 20) -> ReportParams:
+                     include_open_lost: bool, top: int = 20, by_quarter: bool = False) -> ReportParams:
         """From the CLI's options (typer already made the numbers and flags); ReportError on bad input."""
         first, last = _day(since), _day(until)
         return cls(since=first, until=last, by=_level(by), model=_model(model), half_life=_half_life(half_life),
-                   include_open_lost=include_open_lost, top=_top(top))
+                   include_open_lost=include_open_lost, top=_top(top), by_quarter=by_quarter)
 
     @classmethod
     def parse(cls, raw: Mapping[str, str]) -> ReportParams:
@@ -130,13 +131,15 @@ class ReportParams:
         flag = raw.get("include_open_lost", "false").lower() in _TRUE
         first, last = _day(raw.get("since")), _day(raw.get("until"))
         top = _top(_number(int, raw.get("top", "20")))
+        quarters = raw.get("by_quarter", "false").lower() in _TRUE
         return cls(since=first, until=last, by=by, model=model, half_life=half_life, include_open_lost=flag,
-                   top=top)
+                   top=top, by_quarter=quarters)
 
     def to_query(self) -> dict[str, str]:
         """The query string :meth:`parse` reads back into these very parameters."""
         out = {"by": self.by, "model": self.model, "half_life": repr(self.half_life),
-               "include_open_lost": str(self.include_open_lost).lower(), "top": str(self.top)}
+               "include_open_lost": str(self.include_open_lost).lower(), "top": str(self.top),
+               "by_quarter": str(self.by_quarter).lower()}
         if self.since:
             out["since"] = self.since.isoformat()
         if self.until:
@@ -164,4 +167,5 @@ class ReportParams:
             "time_decay": 1 if self.model == "time_decay" else 0,
             "half_life_ms": self.half_life * float(_DAY_MS),
             "top": self.top,
+            "by_quarter": 1 if self.by_quarter else 0,
         }

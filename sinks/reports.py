@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ground.settings import get_settings
 from sinks.clickhouse import Database
 from sinks.errors import ReportError
 from sinks.json_values import json_scalar
@@ -21,7 +22,7 @@ from sinks.sql_files import SQL_DIR, load_sql, report_sql
 
 __all__ = ["REPORTS", "SQL_DIR", "check_report", "load_sql", "report_sql", "run_report"]
 
-REPORTS = ("sources", "quarterly", "funnel", "contact-sources", "attribution", "quality", "lead-scores")
+REPORTS = ("sources", "quarterly", "funnel", "contact-sources", "attribution", "quality", "lead-scores", "roi")
 
 
 def check_report(name: str) -> str:
@@ -41,7 +42,7 @@ def run_report(db: Database, name: str, params: ReportParams) -> list[dict[str, 
     check_report(name)
     if name == "lead-scores":
         return [{k: json_scalar(v) for k, v in row.items()} for row in lead_scores(db, params)]
-    values = params.sql_parameters()
+    values = {**params.sql_parameters(), "reporting_currency": get_settings().reporting_currency}
     if name == "quality":
         contacts = _rows(db, "quality_contacts", values)
         return {
@@ -49,5 +50,10 @@ def run_report(db: Database, name: str, params: ReportParams) -> list[dict[str, 
             "dead_letters": _rows(db, "quality_dead_letters", values),
             "unclassified_pairs": _rows(db, "quality_unclassified", values),
             "taxonomy_coverage": _rows(db, "quality_coverage", values),
+            "unconverted_deals": _rows(db, "quality_unconverted", values),
+            "unconverted_spend": _rows(db, "quality_unconverted_spend", values),
         }
+    if name == "roi":
+        rows = _rows(db, "roi", values)
+        return rows if params.by_quarter else [{k: v for k, v in r.items() if k != "quarter"} for r in rows]
     return _rows(db, name.replace("-", "_"), values)

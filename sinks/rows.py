@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sinks.contact_rows import CONTACT_COLUMNS, contact_row
@@ -89,6 +90,29 @@ def _dead(r: Record) -> tuple[Any, ...]:
     )
 
 
+_SPEND_COLS = ("event_id", "day", "received_at", "channel", "source", "campaign", "amount", "currency",
+               "source_system")
+
+
+def _spend(r: Record) -> tuple[Any, ...]:
+    return (r["event_id"], _day(r["event_time"]), r["received_at"], r["channel"], r.get("source") or "",
+            r.get("campaign") or "", float(r["amount"]), r.get("currency") or "USD", r.get("source_system"))
+
+
+_RATE_COLS = ("currency", "day", "rate", "received_at", "event_id")
+
+
+def _rate(r: Record) -> tuple[Any, ...]:
+    return (r["currency"], _day(r["event_time"]), float(r["rate"]), r["received_at"], r["event_id"])
+
+
+def _day(value: Any) -> date:
+    """The UTC date of an event time (epoch ms or a datetime, as the codec gives it)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date()
+    return datetime.fromtimestamp(int(value) / 1000, UTC).date()
+
+
 #: Record name -> the table it lands in.
 TABLES: dict[str, TableSpec] = {
     "EnrichedTouch": TableSpec("touches", _TOUCH_COLS, _touch),
@@ -96,6 +120,8 @@ TABLES: dict[str, TableSpec] = {
     "EnrichedDeal": TableSpec("deal_versions", _DEAL_COLS, _deal),
     "IdentityLink": TableSpec("identity_links", _LINK_COLS, _link),
     "DeadLetter": TableSpec("dead_letters", _DEAD_COLS, _dead),
+    "Spend": TableSpec("spend", _SPEND_COLS, _spend),
+    "FxRate": TableSpec("fx_rates", _RATE_COLS, _rate),
 }
 
 #: Table name -> its spec (the sink inserts per table).

@@ -83,7 +83,8 @@ from sinks.rows import BY_TABLE, TABLES
 __all__ = ["SINK_TOPICS", "Sink", "SinkStats"]
 
 log = logging.getLogger("leadstream.sink")
-SINK_TOPICS = ("enriched-touches", "enriched-contacts", "identity-map", "enriched-deals", "dead-letter")
+SINK_TOPICS = ("enriched-touches", "enriched-contacts", "identity-map", "enriched-deals", "dead-letter", "spend",
+               "fx-rates")
 _DL_NAMESPACE = uuid.UUID("6f1c8f0e-5a0b-4d58-9a8c-2f3b7f1e9d41")
 
 

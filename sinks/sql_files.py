@@ -21,7 +21,14 @@ def load_sql(name: str) -> str:
 
 
 def report_sql(name: str, database: str) -> str:
-    """A query's SQL with the database name filled in (identifiers only)."""
+    """A query's SQL with the database name filled in (identifiers only).
+
+    ``{money_deals}`` and ``{money_spend}`` stand for the deals and the spend rows with
+    their amounts in the reporting currency (``_money_deals.sql``, ``_money_spend.sql``), so
+    that every report converts money the same way.
+    """
     if not _IDENT.match(database):
         raise ReportError(f"database must be a plain identifier, got {database!r}")
-    return load_sql(name).replace("{db}", database)
+    text = load_sql(name).replace("{money_deals}", load_sql("_money_deals"))
+    text = text.replace("{money_spend}", load_sql("_money_spend"))
+    return text.replace("{db}", database)

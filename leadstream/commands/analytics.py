@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
     @app.command("query")
     def query(  # noqa: PLR0917 - typer maps each option to a parameter
         report: str = typer.Argument(..., help="sources, quarterly, funnel, contact-sources, attribution, quality, "
-                                                "lead-scores"),
+                                                "lead-scores, roi"),
         since: str = typer.Option(None, help="ISO date (UTC), inclusive"),
         until: str = typer.Option(None, help="ISO date (UTC), exclusive"),
         by: str = typer.Option("channel", help="channel, source or detail"),
@@ -129,9 +129,10 @@ def register(app: typer.Typer) -> None:
                                                   "w_shaped, full_path, time_decay, j_shaped, inverse_j"),
         half_life: float = typer.Option(7.0, help="time_decay half-life in days"),
         include_open_lost: bool = typer.Option(False, help="attribution: give deal credit for open and lost deals"),
-        top: int = typer.Option(20, help="lead-scores: how many leads; quality: how many unclassified pairs"),
+        top: int = typer.Option(20, help="lead-scores: how many leads; quality: how many rows per list"),
+        by_quarter: bool = typer.Option(False, "--by-quarter", help="roi: one row per quarter and lead source"),
     ) -> None:
-        """Run a report: sources, quarterly, funnel, contact-sources, attribution, quality, lead-scores."""
+        """Run a report: sources, quarterly, funnel, contact-sources, attribution, quality, lead-scores, roi."""
         from ground.errors import LeadstreamError
         from ground.settings import get_settings
         from sinks.errors import ReportError
@@ -150,7 +151,8 @@ def register(app: typer.Typer) -> None:
         try:
             # the CLI edge: the options become the typed parameters here, once
             params = ReportParams.from_options(since=since, until=until, by=by, model=model, half_life=half_life,
-                                               include_open_lost=include_open_lost, top=top)
+                                               include_open_lost=include_open_lost, top=top,
+                                               by_quarter=by_quarter)
             result = fetch_report(get_settings(), report, params)
         except (ReportError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -52,6 +52,10 @@ IMPORT_COMMANDS: dict[str, tuple[str, str]] = {
                  "CSV with event_time, contact_id, change, contact_source, ..."),
     "identities": ("Anonymous id -> contact links (e.g. form fills exported from a marketing tool).",
                    "CSV with event_time, anonymous_id, contact_id or email, ..."),
+    "spend": ("Marketing spend per day and channel › source › campaign (the roi report).",
+              "CSV with date, channel, source, campaign, amount, currency."),
+    "rates": ("Exchange rates: one unit of currency is worth rate units of the reporting currency from date on.",
+              "CSV with date, currency, rate."),
 }
 
 

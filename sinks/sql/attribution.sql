@@ -1,6 +1,7 @@
 -- attribution: deal and revenue credit per channel (at the --by level) for one
 -- multi-touch model. Deals: won (plus open and lost with include_open_lost); revenue
--- credit only from won deals (amount NULL -> 0).
+-- credit only from won deals, in the reporting currency (amount NULL -> 0; a deal whose
+-- currency has no rate gives deal credit but no revenue credit, docs/money.md).
 -- Journey of a deal: the touches of its contacts (contact_ids and the primary,
 -- canonicalised; touches de-duplicated by event_id) with event_time <= closed_at
 -- (no bound for open deals), ordered by (event_time, event_id).
@@ -20,12 +21,12 @@
 WITH
     deals AS
     (
-        SELECT deal_id, status, ifNull(amount, 0.) AS amount,
+        SELECT deal_id, status, money AS amount,
                if(created_at IS NULL, NULL, toUnixTimestamp64Milli(assumeNotNull(created_at))) AS created_ms,
                if(closed_at IS NULL OR status NOT IN ('won', 'lost'), NULL,
                   toUnixTimestamp64Milli(assumeNotNull(closed_at))) AS closed_ms,
                primary_contact_id, contact_ids
-        FROM {db}.deals_latest
+        FROM {money_deals}
         WHERE (status = 'won' OR {include_open_lost:UInt8} = 1)
           AND ({ranged:UInt8} = 0
                OR (created_at IS NOT NULL AND toUnixTimestamp64Milli(assumeNotNull(created_at)) >= {since_ms:Int64}
@@ -105,7 +106,7 @@ WITH
 SELECT
     touch.3 AS channel,
     sum(w) AS deal_credit,
-    sum(if(status = 'won', w * amount, 0.)) AS revenue_credit
+    ifNull(sum(if(status = 'won', w * amount, 0.)), 0.) AS revenue_credit
 FROM credited
 ARRAY JOIN journey AS touch, credit AS w
 GROUP BY channel

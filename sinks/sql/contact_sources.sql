@@ -21,8 +21,8 @@ WITH
         SELECT ifNull(contact_source, 'Unknown') AS contact_source,
                count() AS deals,
                countIf(status = 'won') AS won,
-               sumIf(ifNull(amount, 0.), status = 'won') AS revenue
-        FROM {db}.deals_latest
+               ifNull(sumIf(money, status = 'won'), 0.) AS revenue
+        FROM {money_deals}
         WHERE {ranged:UInt8} = 0
            OR (created_at IS NOT NULL AND toUnixTimestamp64Milli(assumeNotNull(created_at)) >= {since_ms:Int64}
                AND toUnixTimestamp64Milli(assumeNotNull(created_at)) < {until_ms:Int64})

@@ -25,24 +25,23 @@ WITH
                countIf(status = 'won') AS won,
                countIf(status = 'lost') AS lost,
                countIf(status NOT IN ('won', 'lost')) AS open,
-               sumIf(amount, status = 'won') AS revenue,
-               sumIf(amount, status NOT IN ('won', 'lost')) AS pipeline,
+               ifNull(sumIf(amount, status = 'won'), 0.) AS revenue,
+               countIf(status = 'won' AND amount IS NOT NULL) AS won_converted,
+               ifNull(sumIf(amount, status NOT IN ('won', 'lost')), 0.) AS pipeline,
                if(countIf(status = 'won' AND created_ms >= 0 AND closed_ms >= 0) = 0, NULL,
                   quantileExactInclusiveIf(0.5)((closed_ms - created_ms) / 86400000.,
                                                 status = 'won' AND created_ms >= 0 AND closed_ms >= 0))
                    AS median_days_to_close
         FROM
         (
-            -- the latest version per deal (highest stamp_version), scalar argMax per value
+            -- the latest version per deal, its amount in the reporting currency (NULL: no rate)
             SELECT deal_id,
-                   argMax(multiIf({level:String} = 'source', lead_source, {level:String} = 'detail', lead_detail,
-                                  lead_channel), stamp_version) AS lead_source,
-                   argMax(status, stamp_version) AS status,
-                   argMax(ifNull(amount, 0.), stamp_version) AS amount,
-                   argMax(ifNull(toUnixTimestamp64Milli(created_at), -1), stamp_version) AS created_ms,
-                   argMax(ifNull(toUnixTimestamp64Milli(closed_at), -1), stamp_version) AS closed_ms
-            FROM {db}.deal_versions
-            GROUP BY deal_id
+                   multiIf({level:String} = 'source', lead_source, {level:String} = 'detail', lead_detail,
+                           lead_channel) AS lead_source,
+                   status, money AS amount,
+                   ifNull(toUnixTimestamp64Milli(created_at), -1) AS created_ms,
+                   ifNull(toUnixTimestamp64Milli(closed_at), -1) AS closed_ms
+            FROM {money_deals}
         )
         WHERE {ranged:UInt8} = 0
            OR (created_ms >= 0 AND created_ms >= {since_ms:Int64} AND created_ms < {until_ms:Int64})
@@ -71,7 +70,7 @@ SELECT
     counted.lost AS lost,
     counted.open AS open,
     if(counted.won + counted.lost = 0, NULL, counted.won / (counted.won + counted.lost)) AS win_rate,
-    if(counted.won = 0, NULL, counted.revenue / counted.won) AS avg_deal_size,
+    if(counted.won_converted = 0, NULL, counted.revenue / counted.won_converted) AS avg_deal_size,
     counted.revenue AS revenue,
     counted.pipeline AS pipeline,
     counted.median_days_to_close AS median_days_to_close
