@@ -10,6 +10,8 @@ settings.
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
@@ -72,12 +74,18 @@ def _align_retention(admin: AdminClient, name: str, retention_ms: str, timeout: 
     change = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
         ConfigEntry("retention.ms", retention_ms, incremental_operation=AlterConfigOpType.SET)])
     admin.incremental_alter_configs([change], request_timeout=timeout)[change].result(timeout=timeout)
+    # the controller has it; the broker that answers describe may apply it a moment later
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout=timeout)
+        if described["retention.ms"].value == retention_ms:
+            break
+        time.sleep(0.1)  # config propagation poll
     return True
 
 
 def _await_metadata(admin: AdminClient, names: list[str], timeout: float) -> None:
     """Block until every topic has leaders for all partitions (creation is async)."""
-    import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
