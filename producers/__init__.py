@@ -13,6 +13,8 @@ from producers.publish import (
     ContactPublisher,
     DealPublisher,
     IdentityPublisher,
+    RatePublisher,
+    SpendPublisher,
     TouchPublisher,
 )
 
@@ -22,6 +24,8 @@ __all__ = [
     "DealPublisher",
     "EventProducer",
     "IdentityPublisher",
+    "RatePublisher",
     "Rejected",
+    "SpendPublisher",
     "TouchPublisher",
 ]

@@ -495,7 +495,10 @@ def _day_start(fields: Mapping[str, Any], received_at: int) -> int:
     value = fields.get("date")
     if not _present(value):
         raise Rejected("missing_field", "date is required")
-    at = parse_event_time(value, name="date", now=received_at)
+    try:
+        at = parse_event_time(value, name="date", now=received_at)
+    except Rejected as exc:
+        raise Rejected("invalid_date", exc.detail) from exc
     return at - at % 86_400_000
 
 

@@ -149,3 +149,32 @@ def test_rows_keep_their_spreadsheet_numbers_across_blank_lines(topics: Settings
         (4, result.rejected[0].reason), (5, "too_many_cells")]
     letters = read_all(topics, "dead-letter", at_least=2)
     assert sorted(str(m.record["origin"]) for m in letters) == ["gaps.csv:4", "gaps.csv:5"]
+
+
+def test_import_spend_and_rates_via_cli(topics: Settings, tmp_path: Path) -> None:
+    """`leadstream import spend` / `rates`: good rows on their topics, bad rows dead-lettered with a reason."""
+    spend = _write(tmp_path / "spend.csv", ["date", "channel", "source", "campaign", "amount", "currency"], [
+        {"date": "2025-05-01", "channel": "Paid Search", "source": "google", "campaign": "brand", "amount": "1250.5",
+         "currency": "USD"},
+        {"date": "2025-05-02", "channel": "Paid Social", "source": "linkedin", "campaign": "q2", "amount": "980",
+         "currency": "eur"},
+        {"date": "someday", "channel": "Email", "source": "newsletter", "campaign": "", "amount": "10",
+         "currency": "USD"},
+        {"date": "2025-05-02", "channel": "Email", "source": "newsletter", "campaign": "", "amount": "-3",
+         "currency": "USD"},
+    ])
+    rates = _write(tmp_path / "rates.csv", ["date", "currency", "rate"], [
+        {"date": "2025-05-01", "currency": "EUR", "rate": "1.08"},
+        {"date": "2025-05-01", "currency": "GBP", "rate": "0"},
+    ])
+    for name, path, published in (("spend", spend, "2 of 4 rows published"), ("rates", rates, "1 of 2 rows")):
+        run = subprocess.run([LEADSTREAM, "import", name, str(path)], env=settings_env(topics),
+                             capture_output=True, text=True, timeout=300, check=False)
+        assert run.returncode == 3 and published in run.stderr, run.stderr
+    rows = sorted((m.record for m in read_all(topics, "spend", at_least=2)), key=lambda r: r["event_time"])
+    assert [(r["channel"], r["amount"], r["currency"]) for r in rows] == [("Paid Search", 1250.5, "USD"),
+                                                                         ("Paid Social", 980.0, "EUR")]
+    [rate] = read_all(topics, "fx-rates", at_least=1)
+    assert rate.key == "EUR" and rate.record["rate"] == 1.08
+    reasons = sorted(m.record["reason"] for m in read_all(topics, "dead-letter", at_least=3))
+    assert reasons == ["invalid_amount", "invalid_date", "invalid_rate"]

@@ -30,6 +30,7 @@ from leadstream.testing.harness import WorkerProcess
 from leadstream.testing.processes import collector_process, free_port, leadstream_cmd, settings_env, wait_http
 from leadstream.testing.waiting import wait_for
 from producers.collector import sign
+from producers.events import spend_record
 from sinks.alert_watch import AlertWatch
 from sinks.analyst_pool import AnalystPool
 from sinks.api import build_app
@@ -39,6 +40,7 @@ from sinks.migrate import apply_migrations
 from sinks.rows import TABLES
 from sinks.service import SinkService
 from tests.integration.sink_feed import enriched_feed, generate_world
+from tests.integration.sink_support import store
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -66,6 +68,11 @@ def api(clickhouse_url: str, kafka_bootstrap: str, tmp_path: Path) -> Iterator[s
     for name, records in batches.items():
         spec = TABLES[name]
         db.insert(spec.table, [spec.convert(r) for r in records], spec.columns)
+    day = min(r["event_time"] for r in batches["EnrichedTouch"])
+    spend = [spend_record({"date": day, "channel": "Paid Search", "source": "google", "campaign": "brand",
+                           "amount": amount, "currency": "USD"}, received_at=day + 1)
+             for amount in ("1000", "2500")]  # one row replaces the other: same day and keys
+    store(db, Spend=spend[1:])
     pool = AnalystPool(settings)
     port = free_port()
     health = lambda: {**_health(), "database": settings.clickhouse_database}  # noqa: E731
@@ -146,6 +153,14 @@ def test_the_dashboard_shows_the_report_figures(api: str, browser: Browser) -> N
     sources = httpx.get(f"{api}/reports/sources?by=channel").json()
     assert len(sources) >= 3 and sum(r["won"] for r in sources) > 0
     assert _scorecard_matches(b, sources) == []
+    roi = {r["lead_source"]: r for r in httpx.get(f"{api}/reports/roi?by=channel").json()}
+    assert roi["Paid Search"]["spend"] == 2500.0
+    spend_cells = b.page.eval_on_selector_all(
+        "#scorecard tbody tr", "trs => Object.fromEntries(trs.map(tr => [tr.dataset.source, "
+        "[tr.querySelector('td[data-key=spend]').dataset.value, tr.querySelector('td[data-key=roi]').dataset.value]]))")
+    paid = spend_cells["Paid Search"]
+    assert _same(paid[0], 2500.0) and _same(paid[1], roi["Paid Search"]["roi"])
+    assert all(v == ["null", "null"] for k, v in spend_cells.items() if k != "Paid Search")
     # KPIs: totals of the sources rows
     kpis = b.page.eval_on_selector_all(".kpi", "ks => Object.fromEntries(ks.map(k => [k.dataset.kpi, "
                                                 "k.querySelector('.value').dataset.value]))")

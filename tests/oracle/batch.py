@@ -135,6 +135,7 @@ class ExpectedDeal:
     lead_detail: str
     contact_source: str | None
     first_touch_time: int | None
+    currency: str = "USD"  # of the latest version
 
 
 class Batch:
@@ -304,6 +305,7 @@ class Batch:
             lead_detail=stamp.lead_detail,
             contact_source=stamp.contact_source,
             first_touch_time=stamp.first_touch_time,
+            currency=str(latest.get("currency") or "USD"),
         )
 
 

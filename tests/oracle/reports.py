@@ -81,6 +81,20 @@ def _amount(deal: ExpectedDeal) -> float:
     return deal.amount if deal.amount is not None else 0.0
 
 
+def _sum(values: Iterable[float | None]) -> float:
+    """A money sum: amounts without a rate (None) are left out."""
+    return sum((v for v in values if v is not None), 0.0)
+
+
+def _money_mean(values: list[float | None]) -> float | None:
+    """The mean over the amounts that converted (None without any)."""
+    return _mean([v for v in values if v is not None])
+
+
+#: One exchange rate: (currency, first day it applies as epoch ms of that UTC midnight, rate).
+Rate = tuple[str, int, float]
+
+
 def _win_rate(won: int, lost: int) -> float | None:
     return won / (won + lost) if won + lost else None
 
@@ -92,12 +106,43 @@ def _mean(values: list[float]) -> float | None:
 class Reports:
     """Every report over one set of raw events."""
 
-    def __init__(self, events: Dataset | Iterable[Any], classify: Classify, now: int | None = None) -> None:
+    def __init__(self, events: Dataset | Iterable[Any], classify: Classify, now: int | None = None, *,
+                 rates: Iterable[Rate] = (), spend: Iterable[Record] = (), reporting_currency: str = "USD") -> None:
         self.batch = Batch(events, classify)
         self.contacts: dict[str, ExpectedContact] = self.batch.contacts()
         self.deals: dict[str, ExpectedDeal] = self.batch.deals()
         #: The cut-off of open deals' journeys: the max event time in the data by default.
         self.now = now if now is not None else self.batch.max_event_time
+        self.reporting_currency = reporting_currency
+        #: currency -> [(day ms, rate)] sorted by day; a later row for the same day replaces an earlier one
+        self.rates: dict[str, list[tuple[int, float]]] = {}
+        by_day: dict[tuple[str, int], float] = {}
+        for currency, day, rate in rates:
+            by_day[(currency, day - day % DAY_MS)] = rate
+        for (currency, day), rate in sorted(by_day.items()):
+            self.rates.setdefault(currency, []).append((day, rate))
+        #: spend rows: {"day": ms, "channel", "source", "campaign", "amount", "currency"}
+        self.spend = list(spend)
+
+    # -- money (docs/money.md) ---------------------------------------------------------------
+    def convert(self, amount: float, currency: str, day: int | None) -> float | None:
+        """``amount`` in the reporting currency at the latest rate on or before ``day`` (None: the
+        latest rate of all); None when there is no such rate."""
+        if currency == self.reporting_currency:
+            return amount
+        found = [rate for start, rate in self.rates.get(currency, []) if day is None or start <= day]
+        return amount * found[-1] if found else None
+
+    def money(self, deal: ExpectedDeal) -> float | None:
+        """A deal's amount (None counts 0) in the reporting currency: closed at its close day's rate,
+        open at the latest rate."""
+        closed = deal.status in ("won", "lost") and deal.closed_at is not None
+        day = deal.closed_at - deal.closed_at % DAY_MS if closed and deal.closed_at is not None else None
+        return self.convert(_amount(deal), deal.currency, day)
+
+    def unconverted_deals(self) -> list[str]:
+        """The deal ids whose amount has no rate (quality, unconverted_deals)."""
+        return sorted(d.deal_id for d in self.deals.values() if self.money(d) is None)
 
     def _contact_lead(self, contact: ExpectedContact, by: str) -> str:
         return (contact.lead_channel, contact.lead_source, contact.lead_detail)[_level(by)]
@@ -160,9 +205,9 @@ class Reports:
                 "lost": len(lost),
                 "open": len(still_open),
                 "win_rate": _win_rate(len(won), len(lost)),
-                "avg_deal_size": _mean([_amount(d) for d in won]),
-                "revenue": sum((_amount(d) for d in won), 0.0),
-                "pipeline": sum((_amount(d) for d in still_open), 0.0),
+                "avg_deal_size": _money_mean([self.money(d) for d in won]),
+                "revenue": _sum(self.money(d) for d in won),
+                "pipeline": _sum(self.money(d) for d in still_open),
                 "median_days_to_close": statistics.median(days) if days else None,
             })
         return rows
@@ -198,8 +243,8 @@ class Reports:
                 "won": len(won),
                 "lost": len(lost),
                 "win_rate": _win_rate(len(won), len(lost)),
-                "avg_deal_size": _mean([_amount(d) for d in won]),
-                "revenue": sum((_amount(d) for d in won), 0.0),
+                "avg_deal_size": _money_mean([self.money(d) for d in won]),
+                "revenue": _sum(self.money(d) for d in won),
             }
             if row["leads"] or row["deals"] or row["won"] or row["lost"] or row["revenue"]:
                 rows.append(row)
@@ -227,7 +272,7 @@ class Reports:
             r["deals"] += 1
             if deal.status == "won":
                 r["won"] += 1
-                r["revenue"] += _amount(deal)
+                r["revenue"] += _sum([self.money(deal)])
         return [rows[k] for k in sorted(rows)]
 
     # -- attribution ---------------------------------------------------------------------
@@ -303,7 +348,7 @@ class Reports:
         for deal in self.deals.values():
             if deal.status != "won" and not include_open_lost:
                 continue
-            revenue = _amount(deal) if deal.status == "won" else 0.0
+            revenue = _sum([self.money(deal)]) if deal.status == "won" else 0.0
             for event_id, credit in self.credits(deal, model, half_life_days).items():
                 if credit == 0.0:
                     continue
@@ -312,6 +357,57 @@ class Reports:
                 revenue_credit[key] = revenue_credit.get(key, 0.0) + credit * revenue
         return [{"channel": key, "deal_credit": deal_credit[key], "revenue_credit": revenue_credit[key]}
                 for key in sorted(deal_credit)]
+
+
+def _quarter_key(ms: int, by_quarter: bool) -> str:
+    return quarter_of(ms) if by_quarter else ""
+
+
+def roi(reports: Reports, by: str = "channel", *, since: str | date | datetime | int | None = None,
+        until: str | date | datetime | int | None = None, by_quarter: bool = False) -> list[dict[str, Any]]:
+    """Spend, leads, won, revenue and their ratios per lead source over [since, until) (docs/money.md)."""
+    start = to_ms(since) if since is not None else None
+    end = to_ms(until) if until is not None else None
+    level = _level(by)
+
+    def inside(ms: int) -> bool:
+        return (start is None or ms >= start) and (end is None or ms < end)
+
+    def day_inside(ms: int) -> bool:  # spend and first touches count by their UTC day
+        day = ms - ms % DAY_MS
+        return (start is None or day >= start - start % DAY_MS) and (end is None or day < end - end % DAY_MS
+                                                                            + (DAY_MS if end % DAY_MS else 0))
+
+    spend: dict[tuple[str, str], float] = {}
+    for row in reports.spend:
+        if not day_inside(row["day"]):
+            continue
+        key = (_quarter_key(row["day"], by_quarter), (row["channel"], row["source"], row["campaign"])[level])
+        converted = reports.convert(row["amount"], row["currency"], row["day"] - row["day"] % DAY_MS)
+        spend[key] = spend.get(key, 0.0) + (converted or 0.0)
+        spend.setdefault(key, 0.0)
+    leads: dict[tuple[str, str], int] = {}
+    for contact in reports.contacts.values():
+        if contact.first_touch_time is not None and day_inside(contact.first_touch_time):
+            key = (_quarter_key(contact.first_touch_time, by_quarter), reports._contact_lead(contact, by))
+            leads[key] = leads.get(key, 0) + 1
+    won: dict[tuple[str, str], int] = {}
+    revenue: dict[tuple[str, str], float] = {}
+    for deal in reports.deals.values():
+        if deal.status == "won" and deal.closed_at is not None and inside(deal.closed_at):
+            key = (_quarter_key(deal.closed_at, by_quarter), reports._deal_lead(deal, by))
+            won[key] = won.get(key, 0) + 1
+            revenue[key] = revenue.get(key, 0.0) + _sum([reports.money(deal)])
+    rows = []
+    for key in set(spend) | set(leads) | set(won):
+        s, n, w, r = spend.get(key, 0.0), leads.get(key, 0), won.get(key, 0), revenue.get(key, 0.0)
+        if not (s or n or w):
+            continue
+        row = {"lead_source": key[1], "spend": s, "leads": n, "cost_per_lead": s / n if n else None, "won": w,
+               "cac": s / w if w else None, "revenue": r, "roas": r / s if s else None,
+               "roi": (r - s) / s if s else None}
+        rows.append({"quarter": key[0], **row} if by_quarter else row)
+    return sorted(rows, key=lambda x: (x.get("quarter", ""), -x["spend"], -x["revenue"], x["lead_source"]))
 
 
 def diff(

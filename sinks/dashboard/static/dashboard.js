@@ -80,7 +80,8 @@
   const percent = (v) => (v === null || v === undefined ? "—" : (100 * v).toFixed(1) + "%");
   const days = (v) => (v === null || v === undefined ? "—" : Number(v).toFixed(1));
   const FORMAT = { leads: integer, deals: integer, won: integer, lost: integer, open: integer, win_rate: percent,
-    avg_deal_size: money, revenue: money, pipeline: money, median_days_to_close: days };
+    avg_deal_size: money, revenue: money, pipeline: money, median_days_to_close: days, spend: money,
+    roi: percent };
 
   function totals(rows) {
     const sum = (k) => rows.reduce((a, r) => a + (Number(r[k]) || 0), 0);
@@ -317,10 +318,18 @@
     const status = document.getElementById("status");
     try {
       const prev = previousPeriod();
-      const fast = [api(reportPath("sources")), api("/healthz").catch(() => null)];
+      const fast = [api(reportPath("sources")), api("/healthz").catch(() => null), api(reportPath("roi"))];
       if (prev) fast.push(api("/reports/sources?" + new URLSearchParams({ by: controls.by, since: prev.since,
         until: prev.until })));
-      const [sources, health, before] = await Promise.all(fast);
+      const [sources, health, roi, before] = await Promise.all(fast);
+      // spend and ROI where spend exists (the roi report, same level and window)
+      const spendOf = Object.fromEntries(roi.filter((r) => r.spend > 0).map((r) => [r.lead_source, r]));
+      for (const row of sources) {
+        const r = spendOf[row.lead_source];
+        row.spend = r ? r.spend : null;
+        row.roi = r ? r.roi : null;
+      }
+      state.data.roi = roi;
       state.data.sources = sources;
       state.data.health = health;
       drawKpis(totals(sources), before ? totals(before) : null);
