@@ -10,7 +10,7 @@ and ``system.settings`` on top), run on the analysts' own connections with their
 * ``GET /ping`` answers ``Ok.``; ``GET /`` without a query too.
 * ``GET`` or ``POST /`` with the statement in ``query=`` and/or the body (joined by a
   newline, as ClickHouse does); the answer in the statement's ``FORMAT``, else
-  ``default_format``, else ``TabSeparated``.
+  ``default_format`` (or the ``X-ClickHouse-Format`` header), else ``TabSeparated``.
 * ``param_<name>=<text>`` binds ``{name:Type}`` placeholders (the text as ClickHouse
   reads it over HTTP); ``database`` may be absent, ``default`` or the configured one
   (tables are still named ``leadstream.<table>``); ``query_id`` is echoed back.
@@ -78,8 +78,8 @@ _LIMIT_PREFIXES = ("max_", "min_", "readonly", "allow_", "timeout_", "result_ove
 _CODE = re2.compile(r"Code: (\d+)")
 _CONTENT_TYPES = {"JSON": "application/json; charset=UTF-8", "TabSeparated": "text/tab-separated-values; charset=UTF-8",
                   "TSV": "text/tab-separated-values; charset=UTF-8", "CSV": "text/csv; charset=UTF-8"}
-_CODES = {"READONLY": 164, "SYNTAX_ERROR": 62, "UNKNOWN_FORMAT": 73, "TOO_MANY_SIMULTANEOUS_QUERIES": 202,
-          "QUERY_IS_TOO_LARGE": 157, "UNKNOWN_DATABASE": 81}
+_CODES = {"BAD_ARGUMENTS": 36, "READONLY": 164, "SYNTAX_ERROR": 62, "UNKNOWN_FORMAT": 73,
+          "TOO_MANY_SIMULTANEOUS_QUERIES": 202, "QUERY_IS_TOO_LARGE": 157, "UNKNOWN_DATABASE": 81}
 
 
 class _Text:
@@ -165,9 +165,17 @@ def clickhouse_routes(db: Database) -> list[Route]:
             text = await _statement_text(request)
             if not text.strip():
                 return PlainTextResponse("Ok.\n")
-            bound, applied, ignored = _split_parameters(request.query_params, db.database)
+            options = dict(request.query_params)
+            if options.get("compress") == "1" or options.get("decompress") == "1":
+                return _error(400, "BAD_ARGUMENTS", "ClickHouse's native block compression (compress=1, "
+                              "decompress=1) is not served here: turn it off in the client (JDBC: add "
+                              "?compress=0 to the URL); HTTP compression is not needed on this door")
+            if "database" not in options and request.headers.get("x-clickhouse-database"):
+                options["database"] = request.headers["x-clickhouse-database"]
+            bound, applied, ignored = _split_parameters(options, db.database)
             statement, own_format = await asyncio.to_thread(guard_client_select, db, text, bound)
-            fmt = own_format or request.query_params.get("default_format") or "TabSeparated"
+            fmt = (own_format or request.query_params.get("default_format")
+                   or request.headers.get("x-clickhouse-format") or "TabSeparated")
             if fmt not in CLIENT_FORMATS:
                 return _error(400, "UNKNOWN_FORMAT", f"format {fmt} is not served here: "
                                                      f"{', '.join(sorted(CLIENT_FORMATS))}")

@@ -20,7 +20,7 @@ from sinks.lead_scores import lead_scores
 from sinks.report_params import ReportParams
 from sinks.sql_files import SQL_DIR, load_sql, report_sql
 
-__all__ = ["REPORTS", "SQL_DIR", "check_report", "load_sql", "report_sql", "run_report"]
+__all__ = ["REPORTS", "SQL_DIR", "check_report", "load_sql", "report_sql", "report_values", "run_report"]
 
 REPORTS = ("sources", "quarterly", "funnel", "contact-sources", "attribution", "quality", "lead-scores", "roi")
 
@@ -37,12 +37,17 @@ def _rows(db: Database, sql_name: str, values: dict[str, Any]) -> list[dict[str,
     return [{c: json_scalar(v) for c, v in zip(columns, row, strict=True)} for row in rows]
 
 
+def report_values(params: ReportParams) -> dict[str, Any]:
+    """The query parameters of a report's SQL: the typed options and the reporting currency."""
+    return {**params.sql_parameters(), "reporting_currency": get_settings().reporting_currency}
+
+
 def run_report(db: Database, name: str, params: ReportParams) -> list[dict[str, Any]] | dict[str, Any]:
     """Run one report; a list of row objects, or an object of sections for ``quality``."""
     check_report(name)
     if name == "lead-scores":
         return [{k: json_scalar(v) for k, v in row.items()} for row in lead_scores(db, params)]
-    values = {**params.sql_parameters(), "reporting_currency": get_settings().reporting_currency}
+    values = report_values(params)
     if name == "quality":
         contacts = _rows(db, "quality_contacts", values)
         return {

@@ -29,7 +29,7 @@ from sinks.api import build_app
 from sinks.clickhouse_http import MAX_RESULT_ROWS
 from sinks.json_values import json_scalar
 from sinks.report_params import ReportParams
-from sinks.reports import report_sql
+from sinks.reports import report_sql, report_values
 from sinks.rows import TABLES
 from sinks.sql_guard import MAX_SQL_CHARS
 from tests.integration.sink_feed import enriched_feed, generate_world
@@ -89,7 +89,7 @@ def test_clickhouse_connect_gets_the_sources_rows_of_leadstream_query(served: tu
         # the report's own SQL; its SETTINGS clause (a speed hint) is the limits' business here
         sql = report_sql("sources", d.database).replace("SETTINGS optimize_aggregation_in_order = 1", "")
         assert "SETTINGS" not in sql
-        result = client.query(sql, parameters=ReportParams().sql_parameters())
+        result = client.query(sql, parameters=report_values(ReportParams()))
         got = [{c: json_scalar(v) for c, v in zip(result.column_names, row, strict=True)} for row in result.result_rows]
         # the other formats and doors of the client
         frame = client.raw_query(f"SELECT uniqExact(event_id) AS n FROM {d.database}.touches", fmt="JSONEachRow")
@@ -128,6 +128,10 @@ def test_the_clickhouse_http_basics(door: Door) -> None:
     via_url = door.client.get("/", params={"query": "SELECT 2"}, headers=AUTH)
     assert via_url.text == "2\n"
     assert _post(door, "SELECT {n:UInt8} + 1", {"n": 4}).text == "5\n"
+    assert door.client.post("/", content=b"SELECT 1", headers={**AUTH, "X-ClickHouse-Format": "JSONEachRow"}
+                            ).text == '{"1":1}\n'  # the JDBC driver asks for its format in a header
+    compressed = _post(door, "SELECT 1", compress="1")
+    assert _refused(compressed) and "compress=0" in compressed.text
     ignored = _post(door, "SELECT 1", send_logs_level="trace")
     assert ignored.text == "1\n" and ignored.headers["x-leadstream-ignored-settings"] == "send_logs_level"
 
