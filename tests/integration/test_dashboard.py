@@ -46,7 +46,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"  # installed by deploy/system-deps.sh (make test runs it)
 SCREENSHOTS = Path(".leadstream") / "screenshots"
-CHARTS = ("chart-winrate", "chart-quarterly", "chart-funnel", "chart-attribution", "chart-contact-sources")
+CHARTS = ("chart-winrate", "chart-quarterly", "chart-funnel", "chart-attribution", "chart-contact-sources",
+          "chart-unknown-direct")
 READY = "window.leadstreamDashboard && window.leadstreamDashboard.data.attribution !== undefined"
 
 
@@ -173,6 +174,12 @@ def test_the_dashboard_shows_the_report_figures(api: str, browser: Browser) -> N
                          ".flatMap(d => d.data).filter(v => v !== null && v !== 0).length")
         assert points > 0, chart
         assert b.page.eval_on_selector(f"#{chart}", "c => c.width * c.height") > 0, chart
+    quarterly = httpx.get(f"{api}/reports/quarterly?by=channel").json()
+    for point in b.state("window.leadstreamDashboard.data.unknownDirect"):  # the share over time, from quarterly
+        rows = [r for r in quarterly if r["quarter"] == point["quarter"]]
+        leads = sum(r["leads"] for r in rows)
+        share = sum(r["leads"] for r in rows if r["lead_source"] in ("Unknown", "Direct")) / leads
+        assert math.isclose(point["share"], share), point
     attribution = b.state("window.leadstreamDashboard.data.attribution")
     assert attribution["linear"] == httpx.get(f"{api}/reports/attribution?by=channel&model=linear").json()
     quality = httpx.get(f"{api}/reports/quality?by=channel").json()

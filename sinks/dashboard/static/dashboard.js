@@ -248,6 +248,30 @@
     });
   }
 
+  /** The share of new leads (by first-touch quarter) whose lead channel is Unknown or Direct. */
+  function unknownDirectShare(quarterlyByChannel) {
+    const quarters = [...new Set(quarterlyByChannel.map((r) => r.quarter))].sort();
+    return quarters.map(function (q) {
+      const rows = quarterlyByChannel.filter((r) => r.quarter === q);
+      const leads = rows.reduce((a, r) => a + r.leads, 0);
+      const bad = rows.filter((r) => r.lead_source === "Unknown" || r.lead_source === "Direct")
+        .reduce((a, r) => a + r.leads, 0);
+      return { quarter: q, leads: leads, share: leads ? bad / leads : null };
+    }).filter((r) => r.leads > 0);
+  }
+
+  function drawUnknownDirect(points) {
+    chart("chart-unknown-direct", {
+      type: "line",
+      data: {
+        labels: points.map((p) => p.quarter),
+        datasets: [{ label: "Unknown or Direct share of new leads", data: points.map((p) => p.share),
+          borderColor: "#b42318", backgroundColor: "#b42318" }],
+      },
+      options: { scales: { y: { min: 0, ticks: { callback: (v) => Math.round(v * 100) + "%" } } } },
+    });
+  }
+
   function drawContactSources(rows) {
     chart("chart-contact-sources", {
       type: "bar",
@@ -336,16 +360,20 @@
       drawScorecard(sources);
       drawWinRate(sources);
       if (everything || state.refreshes % SLOW_EVERY === 0) {
-        const [quarterly, funnel, contactSources, quality, newest, alerts, leadScores, ...attribution] = await Promise.all([
+        const [quarterly, funnel, contactSources, quality, newest, alerts, leadScores, byChannel, ...attribution] =
+          await Promise.all([
           api(reportPath("quarterly")), api(reportPath("funnel")), api(reportPath("contact-sources")),
           api(reportPath("quality")), newestEvent((health && health.database) || "leadstream").catch(() => null),
           api("/alerts").catch(() => null), api(reportPath("lead-scores", { top: 10 })),
+          api(reportPath("quarterly", { by: "channel" })),
           ...MODELS.map((m) => api(reportPath("attribution", { model: m }))),
         ]);
         const byModel = Object.fromEntries(MODELS.map((m, i) => [m, attribution[i]]));
         Object.assign(state.data, { quarterly: quarterly, funnel: funnel, contactSources: contactSources,
           quality: quality, attribution: byModel, newest: newest, alerts: alerts, leadScores: leadScores });
         drawAlerts(alerts);
+        state.data.unknownDirect = unknownDirectShare(byChannel);
+        drawUnknownDirect(state.data.unknownDirect);
         fillTable("lead-scores", leadScores, [["contact_id", String], ["lead_source", String], ["score", days],
           ["q_s", percent], ["p_s", percent], ["m", (v) => Number(v).toFixed(2)]]);
         drawQuarterly(quarterly);
