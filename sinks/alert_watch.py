@@ -110,11 +110,17 @@ class AlertWatch:
 class SinkCollector(Collector):
     """The sink's counters and the latest alerts as Prometheus metrics, read at scrape time."""
 
-    def __init__(self, stats: Callable[[], dict[str, Any]], watch: AlertWatch | None) -> None:
+    def __init__(self, stats: Callable[[], dict[str, Any]] | None, watch: AlertWatch | None) -> None:
         self._stats = stats
         self._watch = watch
 
     def collect(self) -> Any:
+        yield from self._sink()
+        yield from self._alerts()
+
+    def _sink(self) -> Any:
+        if self._stats is None:  # `leadstream dashboard`: no sink in this process
+            return
         s = self._stats()
         rows = GaugeMetricFamily("leadstream_sink_rows", "Rows acknowledged by ClickHouse, by table.",
                                  labels=["table"])
@@ -133,6 +139,8 @@ class SinkCollector(Collector):
                                 value=s.get("last_flush_at") or 0)
         yield GaugeMetricFamily("leadstream_sink_insert_seconds", "Duration of the last batch's inserts.",
                                 value=s.get("last_insert_seconds") or 0)
+
+    def _alerts(self) -> Any:
         if self._watch is None:
             return
         firing = GaugeMetricFamily("leadstream_alert_firing", "1 per firing alert, by rule and subject.",
@@ -146,8 +154,8 @@ class SinkCollector(Collector):
                                 value=1 if self._watch.last_error else 0)
 
 
-def metrics_text(stats: Callable[[], dict[str, Any]], watch: AlertWatch | None) -> bytes:
-    """The ``/metrics`` body."""
+def metrics_text(stats: Callable[[], dict[str, Any]] | None, watch: AlertWatch | None) -> bytes:
+    """The ``/metrics`` body: the sink's counters (``stats``; None without a sink) and the alerts."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SinkCollector(stats, watch))
     return bytes(generate_latest(registry))

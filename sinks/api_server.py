@@ -15,7 +15,7 @@ import uvicorn
 
 from ground.errors import SinkError
 from ground.settings import Settings
-from sinks.alert_watch import AlertWatch
+from sinks.alert_watch import AlertWatch, metrics_text
 from sinks.analyst_pool import AnalystPool
 from sinks.api import build_app, require_query_token
 
@@ -49,9 +49,16 @@ def serve_query_api(settings: Settings) -> None:
     def health() -> dict[str, Any]:
         return {"status": "ok", "database": settings.clickhouse_database, "sink": None}
 
-    watch = AlertWatch(settings, pool)
+    # the rules evaluated periodically here too (on a connection of their own), for /metrics
+    alert_db = AnalystPool(settings.model_copy(update={"analyst_connections": 1}))
+    watch = AlertWatch(settings, alert_db)
+    if settings.alert_interval_seconds > 0:
+        watch.start()
     try:
-        uvicorn.run(build_app(pool, health, token=token, alerts=watch.check), host=settings.query_host,
-                    port=settings.query_port, log_level="warning", lifespan="off")
+        uvicorn.run(build_app(pool, health, token=token, alerts=watch.check,
+                              metrics=lambda: metrics_text(None, watch)),
+                    host=settings.query_host, port=settings.query_port, log_level="warning", lifespan="off")
     finally:
+        watch.stop()
+        alert_db.close()
         pool.close()
