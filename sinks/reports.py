@@ -22,7 +22,8 @@ from sinks.sql_files import SQL_DIR, load_sql, report_sql
 
 __all__ = ["REPORTS", "SQL_DIR", "check_report", "load_sql", "report_sql", "report_values", "run_report"]
 
-REPORTS = ("sources", "quarterly", "funnel", "contact-sources", "attribution", "quality", "lead-scores", "roi")
+REPORTS = ("sources", "quarterly", "funnel", "contact-sources", "attribution", "quality", "lead-scores", "roi",
+           "rep-sources")
 
 
 def check_report(name: str) -> str:

@@ -119,8 +119,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("query")
     def query(  # noqa: PLR0917 - typer maps each option to a parameter
-        report: str = typer.Argument(..., help="sources, quarterly, funnel, contact-sources, attribution, quality, "
-                                                "lead-scores, roi"),
+        report: str = typer.Argument(..., help="sources, quarterly, funnel, contact-sources, rep-sources, "
+                                                "attribution, quality, lead-scores, roi"),
         since: str = typer.Option(None, help="ISO date (UTC), inclusive"),
         until: str = typer.Option(None, help="ISO date (UTC), exclusive"),
         by: str = typer.Option("channel", help="channel, source or detail"),
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         top: int = typer.Option(20, help="lead-scores: how many leads; quality: how many rows per list"),
         by_quarter: bool = typer.Option(False, "--by-quarter", help="roi: one row per quarter and lead source"),
     ) -> None:
-        """Run a report: sources, quarterly, funnel, contact-sources, attribution, quality, lead-scores, roi."""
+        """Run a report: sources, quarterly, funnel, contact-sources, rep-sources, attribution, quality, roi, ..."""
         from ground.errors import LeadstreamError
         from ground.settings import get_settings
         from sinks.errors import ReportError

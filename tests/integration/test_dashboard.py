@@ -47,7 +47,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 CHROMIUM = "/usr/bin/chromium"  # installed by deploy/system-deps.sh (make test runs it)
 SCREENSHOTS = Path(".leadstream") / "screenshots"
 CHARTS = ("chart-winrate", "chart-quarterly", "chart-funnel", "chart-attribution", "chart-contact-sources",
-          "chart-unknown-direct")
+          "chart-unknown-direct", "chart-rep-sources")
 READY = "window.leadstreamDashboard && window.leadstreamDashboard.data.attribution !== undefined"
 
 
@@ -180,6 +180,7 @@ def test_the_dashboard_shows_the_report_figures(api: str, browser: Browser) -> N
         leads = sum(r["leads"] for r in rows)
         share = sum(r["leads"] for r in rows if r["lead_source"] in ("Unknown", "Direct")) / leads
         assert math.isclose(point["share"], share), point
+    assert b.state("window.leadstreamDashboard.data.repSources") == httpx.get(f"{api}/reports/rep-sources").json()
     attribution = b.state("window.leadstreamDashboard.data.attribution")
     assert attribution["linear"] == httpx.get(f"{api}/reports/attribution?by=channel&model=linear").json()
     quality = httpx.get(f"{api}/reports/quality?by=channel").json()

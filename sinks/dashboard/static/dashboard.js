@@ -272,6 +272,22 @@
     });
   }
 
+  function drawRepSources(rows) {
+    const reps = [...new Set(rows.map((r) => r.owner))].sort();
+    const sources = [...new Set(rows.map((r) => r.contact_source))].sort();
+    chart("chart-rep-sources", {
+      type: "bar",
+      data: {
+        labels: reps,
+        datasets: sources.map((s, i) => ({
+          label: s, backgroundColor: PALETTE[i % PALETTE.length],
+          data: reps.map((o) => { const r = rows.find((x) => x.owner === o && x.contact_source === s); return r ? r.contacts : 0; }),
+        })),
+      },
+      options: { indexAxis: "y", scales: { x: { stacked: true }, y: { stacked: true } } },
+    });
+  }
+
   function drawContactSources(rows) {
     chart("chart-contact-sources", {
       type: "bar",
@@ -360,12 +376,13 @@
       drawScorecard(sources);
       drawWinRate(sources);
       if (everything || state.refreshes % SLOW_EVERY === 0) {
-        const [quarterly, funnel, contactSources, quality, newest, alerts, leadScores, byChannel, ...attribution] =
+        const [quarterly, funnel, contactSources, quality, newest, alerts, leadScores, byChannel, repSources,
+          ...attribution] =
           await Promise.all([
           api(reportPath("quarterly")), api(reportPath("funnel")), api(reportPath("contact-sources")),
           api(reportPath("quality")), newestEvent((health && health.database) || "leadstream").catch(() => null),
           api("/alerts").catch(() => null), api(reportPath("lead-scores", { top: 10 })),
-          api(reportPath("quarterly", { by: "channel" })),
+          api(reportPath("quarterly", { by: "channel" })), api(reportPath("rep-sources")),
           ...MODELS.map((m) => api(reportPath("attribution", { model: m }))),
         ]);
         const byModel = Object.fromEntries(MODELS.map((m, i) => [m, attribution[i]]));
@@ -380,6 +397,8 @@
         drawFunnel(funnel);
         drawAttribution(byModel);
         drawContactSources(contactSources);
+        state.data.repSources = repSources;
+        drawRepSources(repSources);
         drawQuality(quality, health, newest);
       }
       state.refreshes += 1;
