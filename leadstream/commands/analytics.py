@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         top: int = typer.Option(20, help="lead-scores: how many leads; quality: how many rows per list"),
         by_quarter: bool = typer.Option(False, "--by-quarter", help="roi: one row per quarter and lead source"),
     ) -> None:
-        """Run a report: sources, quarterly, funnel, contact-sources, rep-sources, attribution, quality, roi, ..."""
+        """Run a report (REPORT lists them) and print it as a table, CSV or JSON."""
         from ground.errors import LeadstreamError
         from ground.settings import get_settings
         from sinks.errors import ReportError
