@@ -31,7 +31,7 @@ from leadstream.testing.processes import collector_process, free_port, leadstrea
 from leadstream.testing.waiting import wait_for
 from producers.collector import sign
 from producers.events import spend_record
-from sinks.alert_watch import AlertWatch
+from sinks.alert_watch import AlertWatch, metrics_text
 from sinks.analyst_pool import AnalystPool
 from sinks.api import build_app
 from sinks.clickhouse import connect
@@ -77,9 +77,9 @@ def api(clickhouse_url: str, kafka_bootstrap: str, tmp_path: Path) -> Iterator[s
     pool = AnalystPool(settings)
     port = free_port()
     health = lambda: {**_health(), "database": settings.clickhouse_database}  # noqa: E731
-    alerts = AlertWatch(settings, pool).check
-    server = uvicorn.Server(uvicorn.Config(build_app(pool, health, alerts=alerts), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
+    watch = AlertWatch(settings, pool)
+    app = build_app(pool, health, alerts=watch.check, metrics=lambda: metrics_text(None, watch))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -248,6 +248,8 @@ def test_a_deal_won_through_the_webhook_appears_on_the_open_page(topics: Setting
             unknown = browser.page.get_attribute("#scorecard tr[data-source=Unknown] td[data-key=won]", "data-value")
         print(f"dashboard live: the won deal was on the open page {latency:.2f}s after the webhook answered")
         assert unknown is not None and int(unknown) >= 1
+        browser.page.wait_for_function("document.getElementById('q-sink').textContent.includes('last batch')",
+                                       timeout=30_000)  # the freshness panel reads the sink's /metrics
         api = f"http://127.0.0.1:{settings.query_port}"
         metrics = httpx.get(f"{api}/metrics").text  # the sink's own counters, for Prometheus
         assert 'leadstream_sink_rows{table="deal_versions"}' in metrics and "leadstream_sink_paused 0.0" in metrics

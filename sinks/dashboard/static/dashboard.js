@@ -56,6 +56,21 @@
     return response.json();
   }
 
+  /** One gauge of a Prometheus text exposition (the sink's /metrics), or null. */
+  function gauge(text, name) {
+    if (!text) return null;
+    const line = text.split("\n").find((l) => l.startsWith(name + " "));
+    return line ? Number(line.slice(name.length + 1)) : null;
+  }
+
+  async function metricsText() {
+    const headers = {};
+    const token = sessionStorage.getItem("leadstream-token");
+    if (token) headers.Authorization = "Bearer " + token;
+    const response = await fetch("/metrics", { headers: headers, cache: "no-store" });
+    return response.ok ? response.text() : null;
+  }
+
   function reportPath(name, extra) {
     const q = new URLSearchParams({ by: controls.by });
     if (controls.since) q.set("since", controls.since);
@@ -326,9 +341,14 @@
     document.getElementById("q-newest").textContent = age === null ? "no events yet"
       : new Date(newest).toISOString().replace("T", " ").slice(0, 19) + " UTC (" + humanAge(age) + " ago)";
     const sink = (health || {}).sink;
+    const flushed = gauge(state.data.metrics, "leadstream_sink_last_flush_timestamp_seconds");
+    const insert = gauge(state.data.metrics, "leadstream_sink_insert_seconds");
+    const lastBatch = flushed ? ", last batch committed " + humanAge(Math.max(0, Date.now() / 1000 - flushed))
+      + " ago" + (insert !== null ? " (inserts " + insert.toFixed(2) + " s)" : "") : "";
     document.getElementById("q-sink").textContent = !health || health.status !== "ok" ? "down"
       : !sink ? "not observed from here (leadstream dashboard)"
-      : (sink.paused ? "paused (engine unreachable, retrying)" : "ingesting") + ", " + integer(sink.messages) + " records read";
+      : (sink.paused ? "paused (engine unreachable, retrying)" : "ingesting") + ", " + integer(sink.messages)
+        + " records read" + lastBatch;
     fillTable("q-dead-letters", quality.dead_letters || [], [["stage", String], ["reason", String], ["count", integer]]);
     fillTable("q-unclassified", quality.unclassified_pairs || [], [["utm_source", String], ["utm_medium", String],
       ["touches", integer]]);
@@ -385,6 +405,8 @@
           api(reportPath("quarterly", { by: "channel" })), api(reportPath("rep-sources")),
           ...MODELS.map((m) => api(reportPath("attribution", { model: m }))),
         ]);
+        // the sink's own counters, when a sink serves this page (leadstream dashboard has none)
+        state.data.metrics = health && health.sink ? await metricsText().catch(() => null) : null;
         const byModel = Object.fromEntries(MODELS.map((m, i) => [m, attribution[i]]));
         Object.assign(state.data, { quarterly: quarterly, funnel: funnel, contactSources: contactSources,
           quality: quality, attribution: byModel, newest: newest, alerts: alerts, leadScores: leadScores });
