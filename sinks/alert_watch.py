@@ -25,11 +25,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
+from ground.kafka_admin import partition_lag
 from ground.settings import Settings
 from sinks.alerts import Alert, evaluate
 from sinks.clickhouse import Database
 
-__all__ = ["AlertWatch", "SinkCollector", "metrics_text", "signed_headers"]
+__all__ = ["AlertWatch", "CachedLag", "SinkCollector", "metrics_text", "signed_headers"]
 
 log = logging.getLogger("leadstream.alerts")
 
@@ -110,9 +111,11 @@ class AlertWatch:
 class SinkCollector(Collector):
     """The sink's counters and the latest alerts as Prometheus metrics, read at scrape time."""
 
-    def __init__(self, stats: Callable[[], dict[str, Any]] | None, watch: AlertWatch | None) -> None:
+    def __init__(self, stats: Callable[[], dict[str, Any]] | None, watch: AlertWatch | None,
+                 lag: Callable[[], dict[tuple[str, int], int]] | None = None) -> None:
         self._stats = stats
         self._watch = watch
+        self._lag = lag
 
     def collect(self) -> Any:
         yield from self._sink()
@@ -139,6 +142,12 @@ class SinkCollector(Collector):
                                 value=s.get("last_flush_at") or 0)
         yield GaugeMetricFamily("leadstream_sink_insert_seconds", "Duration of the last batch's inserts.",
                                 value=s.get("last_insert_seconds") or 0)
+        if self._lag is not None:
+            lag = GaugeMetricFamily("leadstream_sink_consumer_lag", "Messages of the sink's topics its group has "
+                                    "not committed, per partition.", labels=["topic", "partition"])
+            for (topic, partition), n in sorted(self._lag().items()):
+                lag.add_metric([topic, str(partition)], n)
+            yield lag
 
     def _alerts(self) -> Any:
         if self._watch is None:
@@ -154,8 +163,29 @@ class SinkCollector(Collector):
                                 value=1 if self._watch.last_error else 0)
 
 
-def metrics_text(stats: Callable[[], dict[str, Any]] | None, watch: AlertWatch | None) -> bytes:
-    """The ``/metrics`` body: the sink's counters (``stats``; None without a sink) and the alerts."""
+def metrics_text(stats: Callable[[], dict[str, Any]] | None, watch: AlertWatch | None,
+                 lag: Callable[[], dict[tuple[str, int], int]] | None = None) -> bytes:
+    """The ``/metrics`` body: the sink's counters (``stats``; None without a sink), its lag, the alerts."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SinkCollector(stats, watch))
+    registry.register(SinkCollector(stats, watch, lag))
     return bytes(generate_latest(registry))
+
+
+class CachedLag:
+    """The sink group's lag per partition, asked of the broker at most every ``seconds``."""
+
+    def __init__(self, settings: Settings, group: str, topics: list[str], seconds: float = 5.0) -> None:
+        self.settings, self.group, self.topics, self.seconds = settings, group, topics, seconds
+        self._value: dict[tuple[str, int], int] = {}
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> dict[tuple[str, int], int]:
+        with self._lock:
+            if time.monotonic() - self._at > self.seconds:
+                try:
+                    self._value = partition_lag(self.settings, self.group, self.topics, timeout=5.0)
+                except Exception as exc:  # the broker away: the last figures
+                    log.warning("metrics: sink lag unavailable: %s", exc)
+                self._at = time.monotonic()
+            return dict(self._value)

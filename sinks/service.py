@@ -19,11 +19,11 @@ import uvicorn
 
 from ground.errors import SinkError
 from ground.settings import Settings
-from sinks.alert_watch import AlertWatch, metrics_text
+from sinks.alert_watch import AlertWatch, CachedLag, metrics_text
 from sinks.analyst_pool import AnalystPool
 from sinks.api import build_app, require_query_token
 from sinks.clickhouse import Database, connect
-from sinks.sink import Sink
+from sinks.sink import SINK_TOPICS, Sink
 
 __all__ = ["SinkService"]
 
@@ -73,8 +73,9 @@ class SinkService:
         if self.settings.alert_interval_seconds > 0:
             self._watch.start()
         watch = self._watch
+        lag = CachedLag(self.settings, self.sink.group_id, [self.sink.topics.name(b) for b in SINK_TOPICS])
         app = build_app(self._analysts, self.health, token=self._token, alerts=watch.check,
-                        metrics=lambda: metrics_text(self.sink.stats.snapshot, watch))
+                        metrics=lambda: metrics_text(self.sink.stats.snapshot, watch, lag))
         config = uvicorn.Config(app, host=self.settings.query_host, port=self.settings.query_port,
                                 log_level="warning", lifespan="off")
         return uvicorn.Server(config)

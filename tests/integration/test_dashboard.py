@@ -253,6 +253,7 @@ def test_a_deal_won_through_the_webhook_appears_on_the_open_page(topics: Setting
         api = f"http://127.0.0.1:{settings.query_port}"
         metrics = httpx.get(f"{api}/metrics").text  # the sink's own counters, for Prometheus
         assert 'leadstream_sink_rows{table="deal_versions"}' in metrics and "leadstream_sink_paused 0.0" in metrics
+        assert f'leadstream_sink_consumer_lag{{partition="0",topic="{settings.topic_prefix}enriched-deals"}}' in metrics
         alerts = httpx.get(f"{api}/alerts", timeout=60)
         assert alerts.status_code == 200 and isinstance(alerts.json()["alerts"], list), alerts.text
         assert browser.errors == []
