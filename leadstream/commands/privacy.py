@@ -156,8 +156,9 @@ def register(app: typer.Typer) -> None:
         csv_file: Annotated[Path | None, typer.Option(
             "--csv", help="CSV with an email and/or a contact_id column.")] = None,
         status: bool = typer.Option(False, "--status", help="Show every erasure request and its steps."),
-        apply: bool = typer.Option(False, "--apply", help="Clear the derived state so that the next start "
-                                   "rebuilds it without the erased subjects (worker and sink stopped)."),
+        apply: bool = typer.Option(False, "--apply", help="Rewrite the raw topics without the erased subjects and "
+                                   "clear the derived state, so that the next start rebuilds it without them "
+                                   "(workers, sink, collector and imports stopped)."),
         keep_raw: bool = typer.Option(False, "--keep-raw", help="With --apply: leave the raw topics as they are "
                                       "(the subjects' events stay in them until their retention)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Resolve the subjects, publish nothing."),
