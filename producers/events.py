@@ -537,7 +537,8 @@ def fx_rate_record(fields: Mapping[str, Any], *, received_at: int) -> Record:
     currency = _currency({"currency": fields.get("currency") or ""}) if _present(fields.get("currency")) else None
     if currency is None:
         raise Rejected("missing_field", "currency is required")
-    return {"event_id": _event_id({"date": day, "currency": currency, "rate": rate}, deterministic="fx_rate"),
+    identity = {"date": day, "currency": currency, "rate": rate, "event_id": fields.get("event_id")}
+    return {"event_id": _event_id(identity, deterministic="fx_rate"),
             "event_time": day, "received_at": received_at, "currency": currency, "rate": rate}
 
 

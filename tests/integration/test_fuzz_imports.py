@@ -44,13 +44,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300
 
 TIMEOUT_S = 60.0  # the hang guard of one import
 LEADSTREAM = str(Path(sys.executable).parent / "leadstream")
-KINDS = {"touches": "touches", "deals": "deals", "contacts": "contacts", "identities": "identities"}
+KINDS = {"touches": "touches", "deals": "deals", "contacts": "contacts", "identities": "identities",
+         "spend": "spend", "rates": "fx-rates"}
 #: Required columns per kind as docs/capture.md lists them (any one of each group).
 REQUIRED = {
     "touches": [("event_time",), ("anonymous_id", "contact_id")],
     "deals": [("event_time",), ("deal_id",), ("change",), ("primary_contact_id", "contact_ids")],
     "contacts": [("event_time",), ("change",), ("contact_id", "email")],
     "identities": [("event_time",), ("anonymous_id",), ("contact_id", "email")],
+    "spend": [("date",), ("channel",), ("amount",)],
+    "rates": [("date",), ("currency",), ("rate",)],
 }
 COLUMNS = {
     "touches": ["event_id", "event_time", "contact_id", "anonymous_id", "type", "url", "utm_source", "booth"],
@@ -59,10 +62,13 @@ COLUMNS = {
     "contacts": ["event_id", "event_time", "contact_id", "change", "contact_source", "lifecycle_stage", "email",
                  "region"],
     "identities": ["event_id", "event_time", "anonymous_id", "contact_id", "email", "source"],
+    "spend": ["event_id", "date", "channel", "source", "campaign", "amount", "currency"],
+    "rates": ["event_id", "date", "currency", "rate"],
 }
 #: Columns a valid row does without (dropping one of them leaves every valid row valid).
 OPTIONAL = {"touches": ["utm_source", "booth", "url"], "deals": ["currency", "stage", "version"],
-            "contacts": ["contact_source", "region", "email"], "identities": ["source", "email"]}
+            "contacts": ["contact_source", "region", "email"], "identities": ["source", "email"],
+            "spend": ["source", "campaign", "currency"], "rates": []}
 FUZZ = settings(max_examples=30, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large, HealthCheck.large_base_example])
@@ -104,6 +110,15 @@ def valid_row(kind: str) -> st.SearchStrategy[dict[str, str]]:
         return st.fixed_dictionaries({**common, "contact_id": ID, "change": st.sampled_from(["created", "updated"])},
                                      optional={"contact_source": TEXT, "region": TEXT,
                                                "lifecycle_stage": st.sampled_from(["lead", "MQL", "customer"])})
+    if kind == "spend":
+        return st.fixed_dictionaries({"event_id": st.uuids().map(str), "date": ISO_OR_MS, "channel": TEXT,
+                                      "amount": st.sampled_from(["0", "12.5", "1,250.50", "99999"])},
+                                     optional={"source": ID, "campaign": TEXT,
+                                               "currency": st.sampled_from(["USD", "eur", "GBP"])})
+    if kind == "rates":
+        return st.fixed_dictionaries({"event_id": st.uuids().map(str), "date": ISO_OR_MS,
+                                      "currency": st.sampled_from(["EUR", "gbp", "JPY"]),
+                                      "rate": st.sampled_from(["1.08", "0.0067", "1,2"]).filter(lambda r: r != "1,2")})
     return st.fixed_dictionaries({**common, "anonymous_id": ID, "contact_id": ID}, optional={"source": TEXT})
 
 
@@ -309,8 +324,13 @@ HOSTILE_FILES = {
     "contacts": "\ufeffevent_time,contact_id,change\n1735689600000,C-1,created\n1735689600000,C-2,merge\n"
                 '1735689600000,C-3,"created"x\n',
     "identities": "event_time,anonymous_id,email\n1735689600000,a-1,x@example.com\n1735689600000,,nobody\n",
+    "spend": "date,channel,amount,currency\n2025-01-01,Email,10,USD\nsoon,Email,10,USD\n2025-01-01,,10,USD\n"
+             "2025-01-01,Email,-4,USD\n2025-01-01,Email,1e999,USD\n2025-01-01,Email,5,EURO\n",
+    "rates": "date,currency,rate\n2025-01-01,EUR,1.1\n2025-01-01,EUR,0\n2025-01-01,,1.2\n2025-01-01,EUR,NaN\n"
+             "9999-12-31,EUR,1\n",
 }
-HOSTILE_COUNTS = {"touches": (2, 5), "deals": (1, 4), "contacts": (1, 3), "identities": (1, 2)}
+HOSTILE_COUNTS = {"touches": (2, 5), "deals": (1, 4), "contacts": (1, 3), "identities": (1, 2), "spend": (1, 6),
+                  "rates": (1, 5)}
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -325,7 +345,7 @@ def test_import_console_script_on_a_hostile_file(topics: Settings, tmp_path: Pat
     assert run.returncode == 3, run.stderr
     assert f"{accepted} of {total} rows published" in " ".join(run.stderr.split()), run.stderr
     counts = all_topic_counts(topics)
-    assert counts[kind] == accepted and counts["dead-letter"] == total - accepted, counts
+    assert counts[KINDS[kind]] == accepted and counts["dead-letter"] == total - accepted, counts
 
 
 def test_import_cell_over_the_field_limit(topics: Settings, tmp_path: Path) -> None:
