@@ -76,6 +76,7 @@ _LIMIT_PREFIXES = ("max_", "min_", "readonly", "allow_", "timeout_", "result_ove
                    "sort_overflow", "group_by_overflow", "set_overflow", "join_overflow", "distinct_overflow",
                    "transfer_overflow", "output_format_schema", "format_schema", "format_template")
 _CODE = re2.compile(r"Code: (\d+)")
+_SAFE_ID = re2.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _CONTENT_TYPES = {"JSON": "application/json; charset=UTF-8", "TabSeparated": "text/tab-separated-values; charset=UTF-8",
                   "TSV": "text/tab-separated-values; charset=UTF-8", "CSV": "text/csv; charset=UTF-8"}
 _CODES = {"BAD_ARGUMENTS": 36, "READONLY": 164, "SYNTAX_ERROR": 62, "UNKNOWN_FORMAT": 73,
@@ -160,7 +161,9 @@ def clickhouse_routes(db: Database) -> list[Route]:
         return PlainTextResponse("Ok.\n")
 
     async def query(request: Request) -> Response:
-        query_id = request.query_params.get("query_id") or str(uuid.uuid4())
+        given = request.query_params.get("query_id", "")
+        # echoed in a header: only an id made of plain characters, else one of ours
+        query_id = given if _SAFE_ID.match(given) else str(uuid.uuid4())
         try:
             text = await _statement_text(request)
             if not text.strip():
@@ -199,8 +202,9 @@ def clickhouse_routes(db: Database) -> list[Route]:
         headers = {"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Format": fmt, "X-ClickHouse-Timezone": "UTC",
                    "X-ClickHouse-Summary": '{"read_rows":"0","read_bytes":"0","written_rows":"0",'
                                            '"written_bytes":"0","total_rows_to_read":"0"}'}
-        if ignored:
-            headers["X-Leadstream-Ignored-Settings"] = ",".join(sorted(ignored))[:2000]
+        named = sorted(n for n in ignored if _SAFE_ID.match(n))
+        if named:
+            headers["X-Leadstream-Ignored-Settings"] = ",".join(named)[:2000]
         media = next((v for k, v in _CONTENT_TYPES.items() if fmt.startswith(k)), "application/octet-stream")
         return Response(data, media_type=media, headers=headers)
 

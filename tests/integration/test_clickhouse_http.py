@@ -125,6 +125,9 @@ def test_the_clickhouse_http_basics(door: Door) -> None:
         assert response.text == text, fmt
     by_default = _post(door, "SELECT number FROM numbers(2)", default_format="JSONCompact", query_id="q-7")
     assert json.loads(by_default.text)["data"] == [[0], [1]] and by_default.headers["x-clickhouse-query-id"] == "q-7"
+    hostile_id = _post(door, "SELECT 1", query_id="q\r\nSet-Cookie: x=1")
+    assert hostile_id.status_code == 200 and "set-cookie" not in hostile_id.headers
+    assert hostile_id.headers["x-clickhouse-query-id"] != "q\r\nSet-Cookie: x=1"
     via_url = door.client.get("/", params={"query": "SELECT 2"}, headers=AUTH)
     assert via_url.text == "2\n"
     assert _post(door, "SELECT {n:UInt8} + 1", {"n": 4}).text == "5\n"
