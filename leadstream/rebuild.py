@@ -150,4 +150,7 @@ def _record_rebuilt(settings: Settings, plan: RebuildPlan, rewrites: list[RawRew
     else:
         changed = [r for r in rewrites if r.rewritten]
         detail += (f"rewritten: {', '.join(r.topic for r in changed)}" if changed else "hold none of the subjects")
+        odd = sum(r.undecodable for r in rewrites)
+        if odd:
+            detail += f"; {odd} records that are no leadstream record kept as they were"
     publish_erasures(settings, [erasure_record(e, "rebuilt", detail=detail) for e in plan.erasures])

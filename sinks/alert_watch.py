@@ -85,7 +85,7 @@ class AlertWatch:
                 with attempt:
                     response = httpx.post(str(url), content=body, headers=signed_headers(secret, body), timeout=10)
                     response.raise_for_status()
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             self.last_error = f"alert webhook {url}: {exc}"
             log.warning("%s", self.last_error)
             return
@@ -94,7 +94,11 @@ class AlertWatch:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._round()
+            try:
+                self._round()
+            except Exception as exc:  # whatever a round meets, the next one runs
+                self.last_error = repr(exc)[:500]
+                log.exception("alert round failed")
             self._stop.wait(self.settings.alert_interval_seconds)
 
     def start(self) -> AlertWatch:

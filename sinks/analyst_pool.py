@@ -12,6 +12,7 @@ threads (one by default, so on a small machine the other cores stay the sink's).
 
 from __future__ import annotations
 
+import logging
 import queue
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,9 +22,11 @@ import clickhouse_connect
 
 from ground.errors import SinkError
 from ground.settings import Settings
-from sinks.clickhouse import Database, drained_on_error, with_settings
+from sinks.clickhouse import ConnectionTainted, Database, drained_on_error, with_settings
 
 __all__ = ["AnalystPool", "AnalystsBusyError", "analyst_limits"]
+
+log = logging.getLogger("leadstream.analysts")
 
 
 class AnalystsBusyError(SinkError):
@@ -48,6 +51,7 @@ class AnalystPool(Database):
 
     def __init__(self, settings: Settings, *, connect: Callable[[], Any] | None = None) -> None:
         opener = connect or (lambda: clickhouse_connect.get_client(dsn=settings.clickhouse_url))
+        self._open = opener
         clients = [opener() for _ in range(settings.analyst_connections)]
         super().__init__(clients[0], settings.clickhouse_database)
         self._free: queue.Queue[Any] = queue.Queue()
@@ -68,8 +72,20 @@ class AnalystPool(Database):
         try:
             with drained_on_error(client):
                 yield client
+        except ConnectionTainted:
+            client = self._replace(client)  # never hand a tainted connection to the next analyst
+            raise
         finally:
             self._free.put(client)
+
+    def _replace(self, client: Any) -> Any:
+        try:
+            client.close()
+        except Exception as exc:  # closing a broken connection may fail too; a fresh one is what matters
+            log.warning("closing a tainted analyst connection: %s", exc)
+        fresh = self._open()
+        self._clients = [fresh if c is client else c for c in self._clients]
+        return fresh
 
     def _limited(self, settings: dict[str, Any] | None) -> dict[str, Any]:
         merged = {**self._limits, **(settings or {})}

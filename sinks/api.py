@@ -161,7 +161,10 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]], *, token: str 
             return _JSON({"error": "no metrics here"}, status_code=404)
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        return Response(await asyncio.to_thread(metrics), media_type=CONTENT_TYPE_LATEST)
+        try:
+            return Response(await asyncio.to_thread(metrics), media_type=CONTENT_TYPE_LATEST)
+        except Exception as exc:  # a scrape never gets a traceback: the scraper retries
+            return _JSON({"error": f"metrics unavailable: {exc!r}"[:500]}, status_code=503)
 
     async def alert_list(request: Request) -> JSONResponse:
         if alerts is None:
@@ -170,8 +173,12 @@ def build_app(db: Database, health: Callable[[], dict[str, Any]], *, token: str 
             return _JSON(await asyncio.to_thread(alerts))
         except AnalystsBusyError as exc:
             return _JSON({"error": str(exc)}, status_code=503, headers={"Retry-After": "1"})
-        except LeadstreamError as exc:  # the rules file, the broker
+        except LeadstreamError as exc:  # the rules file
             return _JSON({"error": str(exc)}, status_code=500)
+        except Exception as exc:  # the broker or the engine unreachable: retryable, not a bug
+            reason = str(exc).splitlines()[0][:500] if str(exc) else repr(exc)
+            return _JSON({"error": f"alerts could not be evaluated: {reason}"}, status_code=503,
+                         headers={"Retry-After": "5"})
 
     async def healthz(request: Request) -> JSONResponse:
         info = health()

@@ -24,7 +24,7 @@ from ground.errors import SinkError
 from ground.settings import Settings
 from sinks.engine_lock import engine_directory, lock_holder, wait_for_engine_lock
 
-__all__ = ["INSERT_SETTINGS", "Database", "connect", "drained_on_error", "with_settings"]
+__all__ = ["INSERT_SETTINGS", "ConnectionTainted", "Database", "connect", "drained_on_error", "with_settings"]
 
 _SETTING = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FORMAT = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
@@ -76,6 +76,10 @@ class Database:
 _DRAIN = "SELECT 'leadstream-drained'\n FORMAT TabSeparated"
 
 
+class ConnectionTainted(SinkError):
+    """A connection still answered a failed query's leftover after the drain: it must not be used again."""
+
+
 @contextmanager
 def drained_on_error(client: Any) -> Iterator[None]:
     """After a failed query, make sure the connection's next answer is its own.
@@ -94,6 +98,8 @@ def drained_on_error(client: Any) -> Iterator[None]:
                     break
             except Exception:  # the leftover came back instead, or as an error: try again
                 continue
+        else:
+            raise ConnectionTainted("the connection kept answering another query's output") from None
         raise
 
 

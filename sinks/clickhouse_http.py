@@ -44,7 +44,7 @@ __all__ = ["MAX_EXECUTION_S", "MAX_MEMORY_BYTES", "MAX_RESULT_BYTES", "MAX_RESUL
 #: Bounds of one statement on this door (the engine stops it beyond them; the analysts'
 #: pool may tighten the time and memory further).
 MAX_RESULT_ROWS = 1_000_000
-MAX_RESULT_BYTES = 256 << 20
+MAX_RESULT_BYTES = 64 << 20
 MAX_EXECUTION_S = 30
 MAX_MEMORY_BYTES = 1 << 30
 
@@ -81,6 +81,14 @@ _CONTENT_TYPES = {"JSON": "application/json; charset=UTF-8", "TabSeparated": "te
                   "TSV": "text/tab-separated-values; charset=UTF-8", "CSV": "text/csv; charset=UTF-8"}
 _CODES = {"BAD_ARGUMENTS": 36, "READONLY": 164, "SYNTAX_ERROR": 62, "UNKNOWN_FORMAT": 73,
           "TOO_MANY_SIMULTANEOUS_QUERIES": 202, "QUERY_IS_TOO_LARGE": 157, "UNKNOWN_DATABASE": 81}
+
+
+class _TooLarge(Exception):
+    """The statement is over :data:`MAX_SQL_CHARS` bytes."""
+
+
+class _NoSuchDatabase(Exception):
+    """The client named a database this door does not serve."""
 
 
 class _Text:
@@ -137,7 +145,7 @@ def _split_parameters(query: Mapping[str, str], database: str) -> tuple[dict[str
             ignored.append(name)
     chosen = query.get("database", "")
     if chosen not in ("", "default", database):
-        raise LookupError(f"database {chosen} is not served: only {database} is (name tables {database}.<table>)")
+        raise _NoSuchDatabase(f"database {chosen} is not served: only {database} is (name tables {database}.<table>)")
     return bound, applied, ignored
 
 
@@ -149,7 +157,7 @@ async def _statement_text(request: Request) -> str:
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_SQL_CHARS:
-                raise OverflowError(f"the statement is longer than {MAX_SQL_CHARS:,} bytes")
+                raise _TooLarge(f"the statement is longer than {MAX_SQL_CHARS:,} bytes")
         parts.append(body.decode("utf-8", "replace"))
     return "\n".join(p for p in parts if p)
 
@@ -186,9 +194,9 @@ def clickhouse_routes(db: Database) -> list[Route]:
                       "max_result_bytes": MAX_RESULT_BYTES, "result_overflow_mode": "throw",
                       "max_execution_time": MAX_EXECUTION_S, "max_memory_usage": MAX_MEMORY_BYTES}
             data = await asyncio.to_thread(db.raw_query, statement, bound, limits, fmt)
-        except OverflowError as exc:
+        except _TooLarge as exc:
             return _error(413, "QUERY_IS_TOO_LARGE", str(exc))
-        except LookupError as exc:
+        except _NoSuchDatabase as exc:
             return _error(404, "UNKNOWN_DATABASE", str(exc))
         except SqlRefused as exc:
             name = "SYNTAX_ERROR" if "does not parse" in str(exc) else "READONLY"

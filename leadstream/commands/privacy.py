@@ -135,6 +135,9 @@ def _apply(yes: bool, keep_raw: bool) -> None:
             console.print(f"  {r.topic}: rewritten, {dropped}, {r.scrubbed:,} deals' contact ids replaced")
         else:
             console.print(f"  {r.topic}: holds none of the subjects' events, untouched")
+        if r.undecodable:
+            console.print(f"  {r.topic}: {r.undecodable:,} records are no leadstream record (not decodable): "
+                          "kept as they were, not searched for the subjects")
 
     try:
         clear_derived(settings, plan, raw=not keep_raw, progress=rewritten)
