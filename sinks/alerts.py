@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +29,7 @@ from ground.settings import Settings
 from ground.topic_reader import messages_since
 from ground.topics import DEAD_LETTER, RAW_TOPICS, Topics
 from sinks.clickhouse import Database
+from sinks.lead_scores import quarter_start
 from sinks.sql_files import report_sql
 
 __all__ = ["DEFAULT_RULES", "Alert", "AlertRules", "AlertRulesError", "evaluate", "load_rules", "win_drop_probability"]
@@ -164,13 +164,6 @@ def win_drop_probability(won_now: int, lost_now: int, won_before: int, lost_befo
     return min(1.0, max(0.0, total))
 
 
-def _quarter_start(ms: int, back: int = 0) -> int:
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    index = moment.year * 4 + (moment.month - 1) // 3 - back
-    year, quarter = divmod(index, 4)
-    return int(datetime(year, quarter * 3 + 1, 1, tzinfo=UTC).timestamp() * 1000)
-
-
 def _rows(db: Database, name: str, values: dict[str, Any]) -> list[dict[str, Any]]:
     columns, rows = db.query(report_sql(name, db.database), parameters=values)
     return [dict(zip(columns, row, strict=True)) for row in rows]
@@ -226,9 +219,9 @@ def _source_silent(db: Database, rule: SourceSilent, now: int) -> list[Alert]:
 
 
 def _win_rate(db: Database, rule: WinRateDrop, now: int) -> list[Alert]:
-    quarter_from = _quarter_start(now)
+    quarter_from = quarter_start(now)
     rows = _rows(db, "alert_win_rate", {"now": now, "quarter_from": quarter_from, "level": rule.level,
-                                        "trailing_from": _quarter_start(now, rule.trailing_quarters)})
+                                        "trailing_from": quarter_start(now, rule.trailing_quarters)})
     alerts = []
     for r in rows:
         closed_before = r["won_before"] + r["lost_before"]

@@ -22,7 +22,7 @@ from sinks.clickhouse import Database
 from sinks.report_params import ReportParams
 from sinks.sql_files import report_sql
 
-__all__ = ["LEAD_SCORE_KEYS", "TRAILING_QUARTERS", "K", "lead_scores", "trailing_start"]
+__all__ = ["LEAD_SCORE_KEYS", "TRAILING_QUARTERS", "K", "lead_scores", "quarter_start", "trailing_start"]
 
 K = 15.0
 TRAILING_QUARTERS = 4
@@ -31,13 +31,17 @@ LEAD_SCORE_KEYS = ("contact_id", "lead_source", "score", "q_s", "p_s", "leads", 
 _DEPTH = {"channel": 1, "source": 2, "detail": 3}
 
 
-def trailing_start(now_ms: int, quarters: int = TRAILING_QUARTERS) -> int:
-    """The start of the UTC quarter ``quarters`` before the one holding ``now_ms``: the window is
-    the trailing 4 quarters and the current one so far."""
-    moment = datetime.fromtimestamp(now_ms / 1000, UTC)
-    index = moment.year * 4 + (moment.month - 1) // 3 - quarters
+def quarter_start(ms: int, back: int = 0) -> int:
+    """The start (epoch ms) of the UTC quarter ``back`` quarters before the one holding ``ms``."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    index = moment.year * 4 + (moment.month - 1) // 3 - back
     year, quarter = divmod(index, 4)
     return int(datetime(year, quarter * 3 + 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def trailing_start(now_ms: int, quarters: int = TRAILING_QUARTERS) -> int:
+    """Where the score's window starts: the trailing 4 quarters and the current one so far."""
+    return quarter_start(now_ms, quarters)
 
 
 def _rows(db: Database, name: str, values: dict[str, Any]) -> list[dict[str, Any]]:

@@ -61,14 +61,19 @@ def fetch_report(settings: Settings, name: str, params: ReportParams, timeout: f
             "`leadstream sink` (same CLICKHOUSE_URL and LEADSTREAM_QUERY_PORT), or point CLICKHOUSE_URL at a "
             "ClickHouse server."
         ) from exc
+    data: Result = _answer(response)
+    return data
+
+
+def _answer(response: httpx.Response) -> Any:
+    """The JSON of a 200 from the query API; SinkError with the API's own message otherwise."""
     if response.status_code != 200:
         try:
             message = response.json().get("error", response.text)
         except ValueError:
             message = response.text
         raise SinkError(f"query API answered {response.status_code}: {message}")
-    data: Result = response.json()
-    return data
+    return response.json()
 
 
 def fetch_alerts(settings: Settings, timeout: float = 120.0) -> dict[str, Any]:
@@ -89,13 +94,7 @@ def fetch_alerts(settings: Settings, timeout: float = 120.0) -> dict[str, Any]:
                 return AlertWatch(settings, db).check()
             finally:
                 db.close()
-        if response.status_code != 200:
-            try:
-                message = response.json().get("error", response.text)
-            except ValueError:
-                message = response.text
-            raise SinkError(f"query API answered {response.status_code}: {message}")
-        answer: dict[str, Any] = response.json()
+        answer: dict[str, Any] = _answer(response)
         return answer
     from sinks.clickhouse import connect
 

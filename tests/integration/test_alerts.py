@@ -14,7 +14,6 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from leadstream.testing.waiting import wait_for
 from sinks.alert_watch import AlertWatch, metrics_text
 from sinks.alerts import AlertRulesError, load_rules, win_drop_probability
 from sinks.clickhouse import Database, connect
+from sinks.lead_scores import quarter_start
 from sinks.migrate import apply_migrations
 from tests.integration.sink_feed import one_contact, one_touch
 from tests.integration.sink_support import cli, enriched_deal, served_api, store
@@ -70,13 +70,6 @@ class World:
                                         lead=("Paid Search", source, "")))
 
 
-def _quarter_start(ms: int, back: int = 0) -> int:
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    index = moment.year * 4 + (moment.month - 1) // 3 - back
-    year, quarter = divmod(index, 4)
-    return int(datetime(year, quarter * 3 + 1, 1, tzinfo=UTC).timestamp() * 1000)
-
-
 def clean(now: int) -> World:
     w = World(now)
     for i in range(60):  # new leads of the last 7 days: 10 % Unknown/Direct
@@ -89,9 +82,9 @@ def clean(now: int) -> World:
     w.touch(now - MINUTE, ("google", "cpc", "brand"))  # the newest touch: a minute old
     for k in range(5):  # an unknown pair, but only 5 touches
         w.touch(now - (k + 1) * HOUR, ("odd", "thing", ""), channel="Unknown", source="odd")
-    quarter = _quarter_start(now)
+    quarter = quarter_start(now)
     for i in range(30):  # trailing quarters: half won
-        w.deal(_quarter_start(now, 1 + i % 4) + DAY, won=i % 2 == 0)
+        w.deal(quarter_start(now, 1 + i % 4) + DAY, won=i % 2 == 0)
     for i in range(10):  # this quarter: half won
         w.deal(max(quarter, now - 10 * MINUTE) + i, won=i % 2 == 0)
     return w
@@ -119,9 +112,9 @@ def break_silent_source(w: World) -> None:
 
 
 def break_win_rate(w: World) -> None:
-    quarter = _quarter_start(w.now)
+    quarter = quarter_start(w.now)
     for i in range(30):  # bing: 70 % won over the trailing quarters, 1 of 12 this quarter
-        w.deal(_quarter_start(w.now, 1 + i % 4) + 2 * DAY, won=i % 10 < 7, source="bing")
+        w.deal(quarter_start(w.now, 1 + i % 4) + 2 * DAY, won=i % 10 < 7, source="bing")
     for i in range(12):
         w.deal(max(quarter, w.now - 20 * MINUTE) + i, won=i == 0, source="bing")
 

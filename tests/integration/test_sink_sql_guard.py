@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 import uvicorn
 from starlette.testclient import TestClient
-from typer.testing import CliRunner
 
-from ground.settings import Settings, get_settings
+from ground.settings import Settings
 from leadstream.testing.processes import free_port, leadstream_cmd, settings_env
 from leadstream.testing.waiting import wait_for
 from sinks.api import build_app
@@ -35,6 +34,7 @@ from sinks.rows import TABLES
 from sinks.service import SinkService
 from sinks.sql_guard import MAX_SQL_CHARS, SYSTEM_TABLES, TABLE_FUNCTIONS
 from tests.integration.sink_feed import one_contact, one_touch
+from tests.integration.sink_support import cli
 
 pytestmark = [pytest.mark.integration]
 
@@ -325,16 +325,7 @@ def test_the_bearer_token_is_required_when_set(door: Door) -> None:
 
 
 def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
-    from leadstream.cli import app
-
-    env = settings_env(settings)
-    env.setdefault("LEADSTREAM_QUERY_TOKEN", "")  # blank is unset, whatever this shell exports
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, list(args), env=env)
-    finally:
-        get_settings.cache_clear()
-    return result.exit_code, result.stdout, result.stderr
+    return cli(settings, *args)
 
 
 def test_leadstream_query_sends_the_token(door: Door) -> None:
