@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     sink_batch_seconds: float = Field(
         default=0.5, gt=0, validation_alias="LEADSTREAM_SINK_BATCH_SECONDS"
     )
+    #: let the engine decode enriched touches written with the current schema (Avro object
+    #: container, sinks/avro_blocks.py) instead of decoding each one in Python
+    sink_native_avro: bool = Field(default=True, validation_alias="LEADSTREAM_SINK_NATIVE_AVRO")
     engine_lock_wait_seconds: float = Field(
         default=60.0, ge=0, validation_alias="LEADSTREAM_ENGINE_LOCK_WAIT_SECONDS"
     )

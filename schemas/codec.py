@@ -32,6 +32,7 @@ from ground.errors import SchemaError
 
 __all__ = [
     "AVRO_DIR",
+    "SINGLE_OBJECT_MARKER",
     "Codec",
     "SchemaInfo",
     "crc64_avro",

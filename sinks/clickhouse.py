@@ -68,6 +68,12 @@ class Database:
             self.client.insert(f"{self.database}.{table}", rows, column_names=list(column_names),
                                settings={**INSERT_SETTINGS, **(settings or {})})
 
+    def insert_avro(self, table: str, column_names: Sequence[str], data: bytes) -> None:
+        """Insert one Avro object container as one block (the engine decodes it), like :meth:`insert`."""
+        with self.lock:
+            self.client.raw_insert(f"{self.database}.{table}", column_names=list(column_names), insert_block=data,
+                                   settings=dict(INSERT_SETTINGS), fmt="Avro")
+
     def close(self) -> None:
         with self.lock:
             self.client.close()

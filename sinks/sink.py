@@ -17,6 +17,9 @@ The protocol, one batch at a time:
    does not convert is published to the dead-letter topic (stage ``sink``, with the
    reason and its origin; its event id is derived from topic/partition/offset, so a
    replay produces the same dead letter) and stays in the batch without a row.
+   Enriched touches written with the current schema skip this: their bodies go to the
+   engine as one Avro block (:mod:`sinks.avro_blocks`, ``LEADSTREAM_SINK_NATIVE_AVRO``),
+   and only if the engine refuses that block are they decoded here, one by one.
 3. **Dedupe** (:meth:`Sink._insert_all`, first attempt only). Nothing is dropped here:
    the tables collapse repeats (touches and dead letters by event id, versions by
    version, in the latest-state views). What the sink adds is the state each contact
@@ -71,9 +74,10 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 from ground.errors import LeadstreamError, SchemaError
 from ground.settings import Settings
 from ground.topics import TOPIC_RECORDS, Topics
-from schemas.codec import encode, get_codec
+from schemas.codec import encode, get_codec, schema_info
 from schemas.dead_letter import dead_letter
 from schemas.erasures import ErasureSet
+from sinks.avro_blocks import HEADER_BYTES, container, single_object_prefix
 from sinks.clickhouse import Database
 from sinks.contact_rows import stored_states, with_previous
 from sinks.migrate import apply_migrations
@@ -86,6 +90,8 @@ log = logging.getLogger("leadstream.sink")
 SINK_TOPICS = ("enriched-touches", "enriched-contacts", "identity-map", "enriched-deals", "dead-letter", "spend",
                "fx-rates")
 _DL_NAMESPACE = uuid.UUID("6f1c8f0e-5a0b-4d58-9a8c-2f3b7f1e9d41")
+#: The name, among the batch's acknowledged tables, of its native touch block.
+_NATIVE = "touches:native"
 
 
 @dataclass
@@ -98,6 +104,9 @@ class SinkStats:
     insert_failures: int = 0
     dead_letters: int = 0
     erased: int = 0
+    #: touches the engine decoded itself, and native blocks it refused (decoded in Python instead)
+    native_rows: int = 0
+    native_fallbacks: int = 0
     last_flush_at: float | None = None
     last_insert_seconds: float | None = None
     last_error: str | None = None
@@ -107,7 +116,8 @@ class SinkStats:
         return {
             "messages": self.messages, "rows": dict(self.rows), "batches": self.batches,
             "insert_failures": self.insert_failures, "dead_letters": self.dead_letters,
-            "erased": self.erased, "last_flush_at": self.last_flush_at,
+            "erased": self.erased, "native_rows": self.native_rows, "native_fallbacks": self.native_fallbacks,
+            "last_flush_at": self.last_flush_at,
             "last_insert_seconds": self.last_insert_seconds, "last_error": self.last_error,
             "paused": self.paused,
         }
@@ -118,6 +128,8 @@ class _Batch:
     """One round of the protocol: rows per table, and the next offset of each partition read."""
 
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    #: enriched touches in the current schema, left for the engine to decode (sinks/avro_blocks.py)
+    native: list[Message] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     started: float | None = None
     count: int = 0
@@ -130,6 +142,13 @@ class _Batch:
         if table is not None and row is not None:
             self.rows.setdefault(table, []).append(row)
             self.count += 1
+        self.offsets[(str(msg.topic()), int(msg.partition() or 0))] = int(msg.offset() or 0) + 1
+
+    def add_native(self, msg: Message) -> None:
+        if self.started is None:
+            self.started = time.monotonic()
+        self.native.append(msg)
+        self.count += 1
         self.offsets[(str(msg.topic()), int(msg.partition() or 0))] = int(msg.offset() or 0) + 1
 
     def empty(self) -> bool:
@@ -158,6 +177,12 @@ class Sink:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._erasures: ErasureSet | None = None
+        # enriched touches the engine decodes itself: only single-object encoded ones (no
+        # registry) written with the current schema; anything else takes the Python path
+        self._native = schema_info("EnrichedTouch") if settings.sink_native_avro and not settings.schema_registry_url \
+            else None
+        self._native_prefix = single_object_prefix(self._native) if self._native is not None else b""
+        self._touch_topic = self.topics.name("enriched-touches")
         if migrate:
             apply_migrations(db, settings.clickhouse_cluster)
         if settings.clickhouse_embedded:
@@ -182,32 +207,68 @@ class Sink:
 
     def _accept(self, msg: Message) -> None:
         self.stats.messages += 1
+        if (self._native is not None and msg.topic() == self._touch_topic
+                and (msg.value() or b"").startswith(self._native_prefix)
+                and not (self._erasures is not None and self._erasures.active)):
+            self._batch.add_native(msg)  # decoded by the engine at insert time
+            return
+        converted = self._convert(msg)
+        if converted is None:
+            self._batch.add(None, None, msg)
+        else:
+            self._batch.add(*converted, msg)
+
+    def _convert(self, msg: Message) -> tuple[str, tuple[Any, ...]] | None:
+        """(table, row) of a message; None when it was dead-lettered or belongs to an erased subject."""
         base = self._base_of.get(str(msg.topic()), "")
         expect = TOPIC_RECORDS.get(base)
         try:
             name, record = self._codec.decode(msg.value() or b"")
         except SchemaError as exc:
             self._dead_letter(msg, "undecodable", str(exc))
-            self._batch.add(None, None, msg)
-            return
+            return None
         spec = TABLES.get(name)
         if spec is None or name != expect:
             self._dead_letter(msg, "unexpected_record", f"{name} on {msg.topic()}, expected {expect}")
-            self._batch.add(None, None, msg)
-            return
+            return None
         if self._erasures is not None and self._erasures.active:
             if self._erasures.drops(name, record):  # an erased subject's: acknowledged, never stored
                 self.stats.erased += 1
-                self._batch.add(None, None, msg)
-                return
+                return None
             self._erasures.scrub(name, record)
         try:
             row = spec.convert(record)
         except (KeyError, TypeError, ValueError) as exc:
             self._dead_letter(msg, "unconvertible_record", f"{name}: {exc!r}")
-            self._batch.add(None, None, msg)
-            return
-        self._batch.add(spec.table, row, msg)
+            return None
+        return spec.table, row
+
+    def _insert_native(self) -> None:
+        """The batch's native touches as one Avro block; on any failure they take the Python path.
+
+        A body the engine cannot read fails the whole block, which then stored nothing; the
+        Python path dead-letters exactly the bad messages and inserts the rest. The same
+        happens when the engine is down: the retry then sends Python rows, and a block that
+        did land before a lost acknowledgement is harmless, because touches are
+        de-duplicated by event id (touches_dedup, touch_quality) and touch_sources counts
+        only presence.
+        """
+        b = self._batch
+        assert self._native is not None
+        try:
+            block = container(self._native, [(m.value() or b"")[HEADER_BYTES:] for m in b.native])
+            self.db.insert_avro("touches", TABLES["EnrichedTouch"].columns, block)
+        except Exception:
+            self.stats.native_fallbacks += 1
+            log.warning("the engine refused a native block of %d touches; decoding them in Python", len(b.native),
+                        exc_info=True)
+            for msg in b.native:
+                converted = self._convert(msg)
+                if converted is not None:
+                    b.rows.setdefault(converted[0], []).append(converted[1])
+            b.native = []
+            raise
+        b.done.add(_NATIVE)
 
     # --------------------------------------------------------------------- flush
     def _due(self) -> bool:
@@ -226,6 +287,8 @@ class Sink:
             # de-duplication drops it (and skips the materialized view) if it already landed
             b.rows["contact_versions"] = with_previous(contacts, stored_states(self.db, contacts))
         b.prepared = True
+        if b.native and _NATIVE not in b.done:
+            self._insert_native()
         for table, rows in b.rows.items():
             if table in b.done or not rows:
                 continue
@@ -294,6 +357,9 @@ class Sink:
                 log.warning("offset commit failed: %r", exc)
         for table, rows in b.rows.items():
             self.stats.rows[table] = self.stats.rows.get(table, 0) + len(rows)
+        if _NATIVE in b.done:
+            self.stats.rows["touches"] = self.stats.rows.get("touches", 0) + len(b.native)
+            self.stats.native_rows += len(b.native)
         self.stats.batches += 1
         self.stats.last_flush_at = time.time()
         self._batch = _Batch()

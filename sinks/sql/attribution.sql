@@ -16,6 +16,9 @@
 -- renormalised to 1 (the reading tests/oracle takes). time_decay: weight
 -- 2^(-(t_last - t)/half_life), normalised (the reference time cancels out).
 -- Channels with no credit at all are left out.
+-- Only the touches of the credited deals' contacts are resolved (one scan of the touch
+-- table filtered by their keys); the small intermediate sets are materialized once
+-- (enable_materialized_cte) instead of being recomputed at every reference.
 -- Parameters: level, ranged, since_ms, until_ms (deals by created_at), include_open_lost,
 -- s_first, s_lead, s_deal, s_close, s_other, time_decay, half_life_ms.
 WITH
@@ -32,55 +35,94 @@ WITH
                OR (created_at IS NOT NULL AND toUnixTimestamp64Milli(assumeNotNull(created_at)) >= {since_ms:Int64}
                    AND toUnixTimestamp64Milli(assumeNotNull(created_at)) < {until_ms:Int64}))
     ),
-    touches AS
+    deal_ids AS MATERIALIZED
     (
-        SELECT contact_id, event_id, toUnixTimestamp64Milli(event_time) AS ts,
-               multiIf({level:String} = 'source', toString(source), {level:String} = 'detail', detail,
-                       toString(channel)) AS value
-        FROM {db}.touch_contacts
+        -- every contact id a deal names (its contacts and its primary)
+        SELECT deal_id, arrayJoin(arrayPushBack(contact_ids, primary_contact_id)) AS raw_id FROM deals
     ),
-    deal_contacts AS
+    aliases AS MATERIALIZED
+    (
+        -- those ids -> the live contact that answers to each (itself or the one it merged into)
+        SELECT alias_id, canonical
+        FROM
+        (
+            SELECT contact_id AS canonical, arrayJoin(arrayPushBack(merged_contact_ids, contact_id)) AS alias_id
+            FROM {db}.contacts_live
+        )
+        WHERE alias_id IN (SELECT raw_id FROM deal_ids)
+    ),
+    deal_contacts AS MATERIALIZED
     (
         SELECT DISTINCT d.deal_id AS deal_id, a.canonical AS contact_id
-        FROM (SELECT deal_id, arrayJoin(arrayPushBack(contact_ids, primary_contact_id)) AS raw_id FROM deals) AS d
-        INNER JOIN {db}.contact_aliases AS a ON d.raw_id = a.alias_id
+        FROM deal_ids AS d
+        INNER JOIN aliases AS a ON d.raw_id = a.alias_id
     ),
-    journeys AS
+    contact_keys AS MATERIALIZED
     (
-        SELECT dc.deal_id AS deal_id, arraySort(groupUniqArray((t.ts, t.event_id, t.value))) AS journey
-        FROM deal_contacts AS dc
-        INNER JOIN touches AS t ON dc.contact_id = t.contact_id
-        INNER JOIN deals AS d ON d.deal_id = dc.deal_id
-        WHERE d.closed_ms IS NULL OR t.ts <= assumeNotNull(d.closed_ms)
-        GROUP BY dc.deal_id
+        -- every key such a contact answers to: its own id and the ids merged into it ('c:'),
+        -- its identified anonymous ids ('a:'); only the touches under these keys are resolved
+        SELECT contact_id, if(created_at IS NULL, NULL, toUnixTimestamp64Milli(assumeNotNull(created_at))) AS created_ms,
+               arrayJoin(arrayConcat(arrayMap(x -> 'c:' || x, arrayPushBack(merged_contact_ids, contact_id)),
+                                     arrayMap(x -> 'a:' || x, anonymous_ids))) AS key
+        FROM {db}.contacts_live
+        WHERE contact_id IN (SELECT contact_id FROM deal_contacts)
     ),
-    lead_creation AS
+    latest AS
     (
-        SELECT t.contact_id AS contact_id,
-               if(countIf(t.ts <= c.created_ms) > 0,
-                  argMaxIf(t.event_id, (t.ts, t.event_id), t.ts <= c.created_ms),
-                  argMinIf(t.event_id, (t.ts, t.event_id), t.ts > c.created_ms)) AS lead_touch
-        FROM touches AS t
-        INNER JOIN
+        -- the touches delivered under one of those keys, de-duplicated by event id (the latest
+        -- delivery wins, as in touches_dedup; every delivery of a touch resolves to the same
+        -- contacts, because a contact only ever gains ids, so filtering first changes nothing)
+        SELECT event_id,
+               toUnixTimestamp64Milli(argMax(event_time, processed_at)) AS ts,
+               argMax(anonymous_id, processed_at) AS touch_anonymous_id,
+               argMax(contact_id, processed_at) AS touch_contact_id,
+               argMax(multiIf({level:String} = 'source', toString(source), {level:String} = 'detail', detail,
+                              toString(channel)), processed_at) AS value
+        FROM {db}.touches
+        WHERE anonymous_id IN (SELECT substring(key, 3) FROM contact_keys WHERE startsWith(key, 'a:'))
+           OR contact_id IN (SELECT substring(key, 3) FROM contact_keys WHERE startsWith(key, 'c:'))
+        GROUP BY event_id
+    ),
+    contact_journeys AS
+    (
+        -- per contact: its touches in journey order (event_time, event_id), and its lead-creation
+        -- touch: the last at or before its creation, else the first after it
+        SELECT contact_id, touches,
+               if(created_ms IS NULL, '',
+                  if(arrayExists(x -> x.1 <= assumeNotNull(created_ms), touches),
+                     arrayLast(x -> x.1 <= assumeNotNull(created_ms), touches).2,
+                     arrayFirst(x -> x.1 > assumeNotNull(created_ms), touches).2)) AS lead_touch
+        FROM
         (
-            SELECT contact_id, toUnixTimestamp64Milli(assumeNotNull(created_at)) AS created_ms
-            FROM {db}.contacts_live
-            WHERE created_at IS NOT NULL
-        ) AS c ON t.contact_id = c.contact_id
-        GROUP BY t.contact_id
+            SELECT k.contact_id AS contact_id, any(k.created_ms) AS created_ms,
+                   arraySort(groupUniqArray((t.ts, t.event_id, t.value))) AS touches
+            FROM (SELECT event_id, ts, value, arrayJoin(['c:' || touch_contact_id, 'a:' || touch_anonymous_id]) AS key
+                  FROM latest) AS t
+            INNER JOIN contact_keys AS k ON k.key = t.key
+            GROUP BY k.contact_id
+        )
     ),
     positioned AS
     (
-        SELECT d.deal_id AS deal_id, d.status AS status, d.amount AS amount, j.journey AS journey,
-               length(j.journey) AS n,
-               indexOf(arrayMap(x -> x.2, j.journey), ifNull(lc.lead_touch, '')) AS lc,
-               if(d.created_ms IS NULL, 0,
-                  arrayLastIndex(x -> x.1 <= assumeNotNull(d.created_ms), j.journey)) AS dc
-        FROM deals AS d
-        INNER JOIN journeys AS j ON j.deal_id = d.deal_id
-        LEFT JOIN {db}.contact_aliases AS pa ON pa.alias_id = d.primary_contact_id
-        LEFT JOIN lead_creation AS lc ON lc.contact_id = pa.canonical
-        SETTINGS join_use_nulls = 1
+        -- a deal's journey: its contacts' touches up to its close, de-duplicated, in order
+        SELECT deal_id, status, amount,
+               arraySort(arrayDistinct(arrayFilter(x -> closed_ms IS NULL OR x.1 <= assumeNotNull(closed_ms),
+                                                   arrayFlatten(groupArray(touches))))) AS journey,
+               length(journey) AS n,
+               indexOf(arrayMap(x -> x.2, journey), anyIf(lead_touch, is_primary)) AS lc,
+               if(created_ms IS NULL, 0, arrayLastIndex(x -> x.1 <= assumeNotNull(created_ms), journey)) AS dc
+        FROM
+        (
+            SELECT d.deal_id AS deal_id, d.status AS status, d.amount AS amount, d.closed_ms AS closed_ms,
+                   d.created_ms AS created_ms, j.touches AS touches, j.lead_touch AS lead_touch,
+                   j.contact_id = pa.canonical AS is_primary
+            FROM deals AS d
+            INNER JOIN deal_contacts AS dc ON dc.deal_id = d.deal_id
+            INNER JOIN contact_journeys AS j ON j.contact_id = dc.contact_id
+            LEFT JOIN aliases AS pa ON pa.alias_id = d.primary_contact_id
+        )
+        GROUP BY deal_id, status, amount, closed_ms, created_ms
+        HAVING n > 0
     ),
     shared AS
     (
@@ -112,3 +154,4 @@ ARRAY JOIN journey AS touch, credit AS w
 GROUP BY channel
 HAVING deal_credit != 0 OR revenue_credit != 0
 ORDER BY revenue_credit DESC, deal_credit DESC, channel
+SETTINGS enable_materialized_cte = 1

@@ -1,6 +1,6 @@
 -- contact-sources: per contact source ("Unknown" when none) — live contacts,
--- engaged contacts (live contacts with at least one touch, resolved through the
--- contact versions), deals whose primary contact has that contact source (the
+-- engaged contacts (live contacts whose latest version counts at least one touch:
+-- the worker resolves every touch to its contacts, late identifies and merges included), deals whose primary contact has that contact source (the
 -- deal's stamp), won deals and their revenue.
 -- Parameters: ranged, since_ms, until_ms (contacts by first-touch time, deals by created_at).
 WITH
@@ -8,7 +8,7 @@ WITH
     (
         SELECT ifNull(contact_source, 'Unknown') AS contact_source,
                count() AS contacts,
-               countIf(contact_id IN (SELECT contact_id FROM {db}.touch_contacts)) AS engaged_contacts
+               countIf(touch_count > 0) AS engaged_contacts
         FROM {db}.contacts_live
         WHERE {ranged:UInt8} = 0
            OR (first_touch_time IS NOT NULL

@@ -6,15 +6,20 @@
 WITH
     leads AS
     (
-        -- live contacts per lead source from the sign-weighted lead_counts (migration 0003):
-        -- a few rows per source and day instead of every contact version
+        -- live contacts per lead source from the sign-weighted aggregates: lead_totals when
+        -- the report is not ranged (migration 0008), lead_counts by first-touch day when it is
+        -- (0003); the branch whose condition is false reads nothing
         SELECT multiIf({level:String} = 'source', lead_source, {level:String} = 'detail', lead_detail,
                        lead_channel) AS lead_source,
                sum(leads) AS leads
-        FROM {db}.lead_counts
-        WHERE {ranged:UInt8} = 0
-           OR (has_touch = 1 AND toInt32(first_touch_day) >= {since_day:Int32}
-               AND toInt32(first_touch_day) < {until_day:Int32})
+        FROM
+        (
+            SELECT lead_channel, lead_source, lead_detail, leads FROM {db}.lead_totals WHERE {ranged:UInt8} = 0
+            UNION ALL
+            SELECT lead_channel, lead_source, lead_detail, leads FROM {db}.lead_counts
+            WHERE {ranged:UInt8} = 1 AND has_touch = 1 AND toInt32(first_touch_day) >= {since_day:Int32}
+              AND toInt32(first_touch_day) < {until_day:Int32}
+        )
         GROUP BY lead_source
         HAVING leads != 0
     ),
@@ -50,12 +55,16 @@ WITH
     visited AS
     (
         -- every source that brought touches (anonymous visits included), so a source
-        -- shows up with zeros before its first lead or deal (migration 0004)
+        -- shows up with zeros before its first lead or deal (migrations 0004 and 0008)
         SELECT DISTINCT multiIf({level:String} = 'source', source, {level:String} = 'detail', detail,
                                 channel) AS lead_source
-        FROM {db}.touch_sources
-        WHERE {ranged:UInt8} = 0
-           OR (toInt32(day) >= {since_day:Int32} AND toInt32(day) < {until_day:Int32})
+        FROM
+        (
+            SELECT channel, source, detail FROM {db}.touch_source_totals WHERE {ranged:UInt8} = 0
+            UNION ALL
+            SELECT channel, source, detail FROM {db}.touch_sources
+            WHERE {ranged:UInt8} = 1 AND toInt32(day) >= {since_day:Int32} AND toInt32(day) < {until_day:Int32}
+        )
     ),
     counted AS
     (
