@@ -88,6 +88,15 @@ class Settings(BaseSettings):
     #: the stream worker's Prometheus exporter: worker N listens on this port + N (0: off)
     worker_metrics_port: int = Field(default=9464, ge=0, le=65000, validation_alias="LEADSTREAM_WORKER_METRICS_PORT")
     worker_metrics_host: str = Field(default="127.0.0.1", validation_alias="LEADSTREAM_WORKER_METRICS_HOST")
+    #: how long a silent worker keeps its partitions before the others take them over (the
+    #: broker's group.min.session.timeout.ms, 6 s by default, is the floor); heartbeats go
+    #: out every third of it, at most every 3 s (bench/failover.py measures the pause)
+    worker_session_timeout_seconds: float = Field(
+        default=20.0, ge=6, le=1800, validation_alias="LEADSTREAM_WORKER_SESSION_TIMEOUT_SECONDS"
+    )
+    #: static group membership: worker N joins as instance "<app id>-N", so a restarted worker
+    #: takes its partitions back without a rebalance if it returns within the session timeout
+    worker_static_membership: bool = Field(default=False, validation_alias="LEADSTREAM_WORKER_STATIC_MEMBERSHIP")
     #: a YAML file replacing the shipped alert rules (sinks/alert_rules.yaml)
     alert_rules_path: Path | None = Field(default=None, validation_alias="LEADSTREAM_ALERT_RULES")
     #: how often the sink evaluates the alert rules (0: never; `leadstream alerts check` still works)

@@ -18,14 +18,27 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from schemas.codec import SINGLE_OBJECT_MARKER, SchemaInfo
 
-__all__ = ["HEADER_BYTES", "container", "single_object_prefix"]
+__all__ = ["HEADER_BYTES", "AvroBlock", "container", "single_object_prefix"]
 
 #: Marker (2 bytes) and fingerprint (8 bytes) before each single-object encoded body.
 HEADER_BYTES = 10
 _MAGIC = b"Obj\x01"
+
+
+@dataclass(frozen=True)
+class AvroBlock:
+    """Rows as one Avro object container, which :meth:`sinks.clickhouse.Database.insert` takes
+    in place of row tuples (so every wrapper of that one insert sees these inserts too)."""
+
+    data: bytes
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
 
 
 def _long(value: int) -> bytes:
@@ -48,10 +61,11 @@ def single_object_prefix(info: SchemaInfo) -> bytes:
     return SINGLE_OBJECT_MARKER + info.fingerprint
 
 
-def container(info: SchemaInfo, bodies: Sequence[bytes]) -> bytes:
+def container(info: SchemaInfo, bodies: Sequence[bytes]) -> AvroBlock:
     """One object container file: ``info``'s schema and one block of ``bodies`` (headers already cut)."""
     schema = json.dumps(info.raw, separators=(",", ":")).encode()
     metadata = _long(2) + _bytes(b"avro.schema") + _bytes(schema) + _bytes(b"avro.codec") + _bytes(b"null") + _long(0)
     sync = os.urandom(16)
     data = b"".join(bodies)
-    return b"".join((_MAGIC, metadata, sync, _long(len(bodies)), _long(len(data)), data, sync))
+    return AvroBlock(b"".join((_MAGIC, metadata, sync, _long(len(bodies)), _long(len(data)), data, sync)),
+                     len(bodies))

@@ -22,6 +22,7 @@ import clickhouse_connect
 
 from ground.errors import SinkError
 from ground.settings import Settings
+from sinks.avro_blocks import AvroBlock
 from sinks.engine_lock import engine_directory, lock_holder, wait_for_engine_lock
 
 __all__ = ["INSERT_SETTINGS", "ConnectionTainted", "Database", "connect", "drained_on_error", "with_settings"]
@@ -61,18 +62,18 @@ class Database:
         with self.lock, drained_on_error(self.client):
             return bytes(self.client.raw_query(with_settings(sql, settings, fmt), parameters=parameters))
 
-    def insert(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str],
+    def insert(self, table: str, rows: Sequence[Sequence[Any]] | AvroBlock, column_names: Sequence[str],
                settings: dict[str, Any] | None = None) -> None:
-        """Insert one block; a repeat of a block already stored feeds no materialized view again."""
+        """Insert one block (row tuples, or an Avro container the engine decodes itself); a
+        repeat of a block already stored feeds no materialized view again."""
+        merged = {**INSERT_SETTINGS, **(settings or {})}
         with self.lock:
-            self.client.insert(f"{self.database}.{table}", rows, column_names=list(column_names),
-                               settings={**INSERT_SETTINGS, **(settings or {})})
-
-    def insert_avro(self, table: str, column_names: Sequence[str], data: bytes) -> None:
-        """Insert one Avro object container as one block (the engine decodes it), like :meth:`insert`."""
-        with self.lock:
-            self.client.raw_insert(f"{self.database}.{table}", column_names=list(column_names), insert_block=data,
-                                   settings=dict(INSERT_SETTINGS), fmt="Avro")
+            if isinstance(rows, AvroBlock):
+                self.client.raw_insert(f"{self.database}.{table}", column_names=list(column_names),
+                                       insert_block=rows.data, settings=merged, fmt="Avro")
+            else:
+                self.client.insert(f"{self.database}.{table}", rows, column_names=list(column_names),
+                                   settings=merged)
 
     def close(self) -> None:
         with self.lock:

@@ -129,6 +129,6 @@ def lead_scores(db: Database, params: ReportParams, *, now_ms: int | None = None
                     "lost": c["lost"], "engagement": engagement, "m": m})
     best = max(r["raw"] for r in out)
     for r in out:
-        r["score"] = 100 * r.pop("raw") / best if best > 0 else 0.0
+        r["score"] = 100 * (r.pop("raw") / best) if best > 0 else 0.0  # the best is exactly 100
     out.sort(key=lambda r: (-r["score"], r["contact_id"]))
     return [{k: r[k] for k in LEAD_SCORE_KEYS} for r in out[: params.top]]

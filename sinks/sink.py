@@ -19,7 +19,8 @@ The protocol, one batch at a time:
    replay produces the same dead letter) and stays in the batch without a row.
    Enriched touches written with the current schema skip this: their bodies go to the
    engine as one Avro block (:mod:`sinks.avro_blocks`, ``LEADSTREAM_SINK_NATIVE_AVRO``),
-   and only if the engine refuses that block are they decoded here, one by one.
+   and only if the engine refuses that block are they checked here, one by one
+   (:meth:`Sink._insert_native`).
 3. **Dedupe** (:meth:`Sink._insert_all`, first attempt only). Nothing is dropped here:
    the tables collapse repeats (touches and dead letters by event id, versions by
    version, in the latest-state views). What the sink adds is the state each contact
@@ -68,6 +69,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
@@ -77,7 +79,7 @@ from ground.topics import TOPIC_RECORDS, Topics
 from schemas.codec import encode, get_codec, schema_info
 from schemas.dead_letter import dead_letter
 from schemas.erasures import ErasureSet
-from sinks.avro_blocks import HEADER_BYTES, container, single_object_prefix
+from sinks.avro_blocks import HEADER_BYTES, AvroBlock, container, single_object_prefix
 from sinks.clickhouse import Database
 from sinks.contact_rows import stored_states, with_previous
 from sinks.migrate import apply_migrations
@@ -104,9 +106,9 @@ class SinkStats:
     insert_failures: int = 0
     dead_letters: int = 0
     erased: int = 0
-    #: touches the engine decoded itself, and native blocks it refused (decoded in Python instead)
+    #: touches the engine decoded itself, and native blocks it refused (checked in Python then)
     native_rows: int = 0
-    native_fallbacks: int = 0
+    native_refusals: int = 0
     last_flush_at: float | None = None
     last_insert_seconds: float | None = None
     last_error: str | None = None
@@ -116,7 +118,7 @@ class SinkStats:
         return {
             "messages": self.messages, "rows": dict(self.rows), "batches": self.batches,
             "insert_failures": self.insert_failures, "dead_letters": self.dead_letters,
-            "erased": self.erased, "native_rows": self.native_rows, "native_fallbacks": self.native_fallbacks,
+            "erased": self.erased, "native_rows": self.native_rows, "native_refusals": self.native_refusals,
             "last_flush_at": self.last_flush_at,
             "last_insert_seconds": self.last_insert_seconds, "last_error": self.last_error,
             "paused": self.paused,
@@ -128,8 +130,11 @@ class _Batch:
     """One round of the protocol: rows per table, and the next offset of each partition read."""
 
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
-    #: enriched touches in the current schema, left for the engine to decode (sinks/avro_blocks.py)
+    #: enriched touches in the current schema, left for the engine to decode (sinks/avro_blocks.py),
+    #: their block once built (re-sent as it is), and whether their bodies were checked in Python
     native: list[Message] = field(default_factory=list)
+    native_block: AvroBlock | None = None
+    native_checked: bool = False
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     started: float | None = None
     count: int = 0
@@ -244,29 +249,38 @@ class Sink:
         return spec.table, row
 
     def _insert_native(self) -> None:
-        """The batch's native touches as one Avro block; on any failure they take the Python path.
+        """The batch's native touches as one Avro block, the same bytes on every attempt.
 
-        A body the engine cannot read fails the whole block, which then stored nothing; the
-        Python path dead-letters exactly the bad messages and inserts the rest. The same
-        happens when the engine is down: the retry then sends Python rows, and a block that
-        did land before a lost acknowledgement is harmless, because touches are
-        de-duplicated by event id (touches_dedup, touch_quality) and touch_sources counts
-        only presence.
+        When the engine refuses the block, the bodies are checked once in Python: the ones
+        that do not decode are dead-lettered and the block is rebuilt without them (a block
+        the engine could not read stored nothing). When they all decode, an error of the
+        engine about the data itself (not an unreachable engine) sends the batch's touches
+        as Python rows instead; anything else is an outage, and the very same block is sent
+        again, so that insert de-duplication drops it if it did land.
         """
         b = self._batch
         assert self._native is not None
+        if b.native_block is None:
+            b.native_block = container(self._native, [(m.value() or b"")[HEADER_BYTES:] for m in b.native])
         try:
-            block = container(self._native, [(m.value() or b"")[HEADER_BYTES:] for m in b.native])
-            self.db.insert_avro("touches", TABLES["EnrichedTouch"].columns, block)
-        except Exception:
-            self.stats.native_fallbacks += 1
-            log.warning("the engine refused a native block of %d touches; decoding them in Python", len(b.native),
-                        exc_info=True)
-            for msg in b.native:
-                converted = self._convert(msg)
-                if converted is not None:
-                    b.rows.setdefault(converted[0], []).append(converted[1])
-            b.native = []
+            self.db.insert("touches", b.native_block, TABLES["EnrichedTouch"].columns)
+        except Exception as exc:
+            self.stats.native_refusals += 1
+            if not b.native_checked:
+                b.native_checked = True
+                readable = [m for m in b.native if self._convert(m) is not None]  # dead-letters the others
+                if len(readable) < len(b.native):
+                    log.warning("%d of %d native touches do not decode: dead-lettered, the block is rebuilt",
+                                len(b.native) - len(readable), len(b.native))
+                    b.native, b.native_block = readable, None
+                elif isinstance(exc, DatabaseError) and not isinstance(exc, OperationalError):
+                    log.warning("the engine refused a native block of %d touches (%r): sent as rows instead",
+                                len(b.native), exc)
+                    for msg in b.native:
+                        converted = self._convert(msg)
+                        if converted is not None:
+                            b.rows.setdefault(converted[0], []).append(converted[1])
+                    b.native, b.native_block = [], None
             raise
         b.done.add(_NATIVE)
 
@@ -289,6 +303,8 @@ class Sink:
         b.prepared = True
         if b.native and _NATIVE not in b.done:
             self._insert_native()
+        if not b.native:
+            b.done.add(_NATIVE)
         for table, rows in b.rows.items():
             if table in b.done or not rows:
                 continue

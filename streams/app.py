@@ -65,7 +65,8 @@ ROCKSDB_OPTIONS = {"write_buffer_size": 8 * 2**20, "max_write_buffer_number": 2}
 class Pipeline:
     """The Faust app with its topics, tables and agents, built from settings."""
 
-    def __init__(self, settings: Settings, datadir: Path, taxonomy: Taxonomy | None = None) -> None:
+    def __init__(self, settings: Settings, datadir: Path, taxonomy: Taxonomy | None = None,
+                 worker_id: str = "0") -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         apply_offset_fixes()  # commit only offsets whose messages were processed (streams/delivery.py)
@@ -87,8 +88,10 @@ class Pipeline:
             table_standby_replicas=0,
             broker_commit_interval=1.0,
             # A killed worker's partitions move to the others after this long.
-            broker_session_timeout=20.0,
-            broker_heartbeat_interval=3.0,
+            broker_session_timeout=settings.worker_session_timeout_seconds,
+            broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 3),
+            consumer_group_instance_id=(f"{settings.stream_app_id}-{worker_id}"
+                                        if settings.worker_static_membership else None),
             stream_buffer_maxsize=BATCH_SIZE * 2,
             producer_linger_ms=5,
             producer_max_batch_size=256 * 1024,
@@ -161,9 +164,10 @@ class Pipeline:
         self.app.agent(channel, name=name, concurrency=1)(run)
 
 
-def build_app(settings: Settings, datadir: Path, taxonomy: Taxonomy | None = None) -> Pipeline:
+def build_app(settings: Settings, datadir: Path, taxonomy: Taxonomy | None = None,
+              worker_id: str = "0") -> Pipeline:
     """The worker's pipeline for ``settings``, its RocksDB stores under ``datadir``."""
-    return Pipeline(settings, datadir, taxonomy)
+    return Pipeline(settings, datadir, taxonomy, worker_id)
 
 
 def summarize(counters: Counter[str]) -> Iterable[str]:

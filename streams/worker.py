@@ -43,7 +43,7 @@ def run_worker(worker_id: str = "0", data_dir: Path | None = None, loglevel: str
 
         create(settings)
     claim_state_dir(datadir, settings)  # before Faust opens a table of another namespace
-    pipeline = build_app(settings, datadir)
+    pipeline = build_app(settings, datadir, worker_id=worker_id)
     serve_metrics(settings, worker_id, pipeline.counters, pipeline.state)
 
     class Worker(faust.Worker):

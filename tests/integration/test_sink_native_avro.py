@@ -4,10 +4,10 @@ The sink hands the bodies of current-schema touches to the engine as one Avro bl
 (sinks/avro_blocks.py). Here the same feed goes through a sink with that path and one
 without (LEADSTREAM_SINK_NATIVE_AVRO=false): the touch tables must be equal row for
 row, every nullable field and timestamp included. Hostile messages ride in the same
-batches: a body cut short behind a valid header (the engine refuses the whole block,
-so that batch falls back to Python, which dead-letters exactly that message), an old
-schema version (Python path) and plain garbage. Nothing is lost and only the bad ones
-are dead letters.
+batches: a body cut short behind a valid header (the engine refuses the whole block;
+its bodies are then checked in Python, exactly that message is dead-lettered and the
+block is rebuilt without it) and plain garbage (never native: no header). Nothing is
+lost and only the bad ones are dead letters.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _sink(settings: Settings, native: bool) -> tuple[list[tuple[Any, ...]], tupl
         assert service.sink.stats.rows.get("touches", 0) == N
         _, rows = db.query(f"SELECT * FROM {s.clickhouse_database}.touches ORDER BY event_id")
         stats = service.sink.stats
-        dead = (stats.dead_letters, stats.native_fallbacks, stats.native_rows > 0)
+        dead = (stats.dead_letters, stats.native_refusals, stats.native_rows > 0)
     finally:
         service.stop()
         db.close()

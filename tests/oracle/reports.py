@@ -275,6 +275,104 @@ class Reports:
                 r["revenue"] += _sum([self.money(deal)])
         return [rows[k] for k in sorted(rows)]
 
+    # -- funnel --------------------------------------------------------------------------
+    def funnel(self, by: str = "channel", stage_times: dict[str, dict[str, int]] | None = None) -> list[dict[str, Any]]:
+        """Per lead source: live contacts reaching lead > mql > sql > opportunity > customer.
+
+        ``stage_times`` are the contacts' ``stage_times`` maps (what the worker records from
+        lifecycle changes; names matched loosely). Opportunity is also reached at the
+        creation of a deal the contact is the primary contact of, customer at the close of
+        such a won deal; a later stage implies the earlier ones; every live contact is a
+        lead, at the earliest of its lead/subscriber stage time, its creation and its first
+        touch. Time in stage: from reaching it to reaching the next, when both are known
+        and in that order; the median in days.
+        """
+        level = _level(by)
+        stage_times = stage_times or {}
+        names = {1: {"lead", "subscriber"}, 2: {"mql", "marketingqualifiedlead"}, 3: {"sql", "salesqualifiedlead"},
+                 4: {"opportunity", "opp"}, 5: {"customer", "won"}}
+        opened: dict[str, int] = {}
+        won_at: dict[str, int] = {}
+        for deal in self.deals.values():
+            primary = deal.primary_contact_id
+            opened[primary] = min(opened.get(primary, deal.created_at), deal.created_at)
+            if deal.status == "won" and deal.closed_at is not None:
+                won_at[primary] = min(won_at.get(primary, deal.closed_at), deal.closed_at)
+        rows: dict[str, dict[str, Any]] = {}
+        spans: dict[str, dict[int, list[float]]] = {}
+        for contact in self.contacts.values():
+            key = (contact.lead_channel, contact.lead_source, contact.lead_detail)[level]
+            normalised: dict[int, list[int]] = {stage: [] for stage in names}
+            for name, at in stage_times.get(contact.contact_id, {}).items():
+                plain = "".join(ch for ch in name if ch.isascii() and ch.isalpha()).lower()
+                for stage, accepted in names.items():
+                    if plain in accepted:
+                        normalised[stage].append(at)
+            normalised[1] += [t for t in (contact.created_at, contact.first_touch_time) if t is not None]
+            if contact.contact_id in opened:
+                normalised[4].append(opened[contact.contact_id])
+            if contact.contact_id in won_at:
+                normalised[5].append(won_at[contact.contact_id])
+            t = {stage: min(times) if times else None for stage, times in normalised.items()}
+            reached = {5: t[5] is not None}
+            for stage in (4, 3, 2):
+                reached[stage] = reached[stage + 1] or t[stage] is not None
+            row = rows.setdefault(key, {"lead_source": key, "leads": 0, "mql": 0, "sql": 0, "opportunity": 0,
+                                        "customer": 0})
+            row["leads"] += 1
+            for stage, column in ((2, "mql"), (3, "sql"), (4, "opportunity"), (5, "customer")):
+                row[column] += int(reached[stage])
+            for stage in (1, 2, 3, 4):
+                start, end = t[stage], t[stage + 1]
+                if start is not None and end is not None and end >= start:
+                    spans.setdefault(key, {}).setdefault(stage, []).append((end - start) / DAY_MS)
+        out = []
+        for key in sorted(rows):
+            r = rows[key]
+            ratio = [("lead_to_mql", "mql", "leads"), ("mql_to_sql", "sql", "mql"),
+                     ("sql_to_opportunity", "opportunity", "sql"),
+                     ("opportunity_to_customer", "customer", "opportunity")]
+            for column, top, bottom in ratio:
+                r[column] = r[top] / r[bottom] if r[bottom] else None
+            for stage, column in ((1, "median_days_in_lead"), (2, "median_days_in_mql"), (3, "median_days_in_sql"),
+                                  (4, "median_days_in_opportunity")):
+                values = spans.get(key, {}).get(stage, [])
+                r[column] = statistics.median(values) if values else None
+            out.append(r)
+        return out
+
+    # -- quality -------------------------------------------------------------------------
+    def quality(self, taxonomy_version: str, top: int = 20) -> dict[str, Any]:
+        """The contacts, unclassified_pairs and taxonomy_coverage sections of ``quality``.
+
+        Every touch counts once (by event id); a touch is classified when its channel is
+        neither Unknown nor Unclassified. ``taxonomy_version`` is the one every touch carries.
+        """
+        contacts = list(self.contacts.values())
+        unknown = sum(1 for c in contacts if c.lead_channel == "Unknown")
+        direct = sum(1 for c in contacts if c.lead_channel == "Direct")
+        touches = {t["event_id"]: t for t in self.batch.raw.touches}
+        unclassified: dict[tuple[str, str], int] = {}
+        classified = 0
+        for touch in touches.values():
+            if self.batch.classification(touch)[0] in ("Unknown", "Unclassified"):
+                pair = (touch.get("utm_source") or "", touch.get("utm_medium") or "")
+                unclassified[pair] = unclassified.get(pair, 0) + 1
+            else:
+                classified += 1
+        pairs = sorted(unclassified.items(), key=lambda item: (-item[1], item[0]))[:top]
+        return {
+            "contacts": {
+                "contacts": len(contacts), "unknown_lead_source": unknown, "direct_lead_source": direct,
+                "unknown_or_direct_share": (unknown + direct) / len(contacts) if contacts else None,
+                "contacts_without_touch": sum(1 for c in contacts if c.touch_count == 0),
+            },
+            "unclassified_pairs": [{"utm_source": a, "utm_medium": b, "touches": n} for (a, b), n in pairs],
+            "taxonomy_coverage": [{"taxonomy_version": taxonomy_version, "touches": len(touches),
+                                   "classified": classified,
+                                   "coverage": classified / len(touches) if touches else None}],
+        }
+
     # -- attribution ---------------------------------------------------------------------
     def journey(self, deal: ExpectedDeal) -> list[Record]:
         """Touches of the deal's contacts up to its close (open deals: up to ``now``)."""

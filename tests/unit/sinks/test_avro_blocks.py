@@ -29,7 +29,8 @@ def test_a_container_of_bodies_reads_back_as_the_records() -> None:
     messages = [encode("EnrichedTouch", r) for r in records]
     assert all(m.startswith(single_object_prefix(info)) for m in messages)
     blob = container(info, [m[HEADER_BYTES:] for m in messages])
-    read = list(fastavro.reader(io.BytesIO(blob)))
+    assert len(blob) == len(records)
+    read = list(fastavro.reader(io.BytesIO(blob.data)))
     assert len(read) == len(records)
     for got, want in zip(read, records, strict=True):
         # the reader applies the logical types the container's schema declares
@@ -40,4 +41,4 @@ def test_a_container_of_bodies_reads_back_as_the_records() -> None:
 
 
 def test_an_empty_container_is_well_formed() -> None:
-    assert list(fastavro.reader(io.BytesIO(container(schema_info("EnrichedTouch"), [])))) == []
+    assert list(fastavro.reader(io.BytesIO(container(schema_info("EnrichedTouch"), []).data))) == []
