@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     #: let the engine decode enriched touches written with the current schema (Avro object
     #: container, sinks/avro_blocks.py) instead of decoding each one in Python
     sink_native_avro: bool = Field(default=True, validation_alias="LEADSTREAM_SINK_NATIVE_AVRO")
+    #: a batch's native touches are split into this many blocks, inserted at once over as
+    #: many engine connections (the engine decodes Avro on one thread per insert)
+    sink_insert_threads: int = Field(default=2, ge=1, le=16, validation_alias="LEADSTREAM_SINK_INSERT_THREADS")
     engine_lock_wait_seconds: float = Field(
         default=60.0, ge=0, validation_alias="LEADSTREAM_ENGINE_LOCK_WAIT_SECONDS"
     )

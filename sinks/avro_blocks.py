@@ -61,7 +61,7 @@ def single_object_prefix(info: SchemaInfo) -> bytes:
     return SINGLE_OBJECT_MARKER + info.fingerprint
 
 
-def container(info: SchemaInfo, bodies: Sequence[bytes]) -> AvroBlock:
+def container(info: SchemaInfo, bodies: Sequence[bytes | memoryview]) -> AvroBlock:
     """One object container file: ``info``'s schema and one block of ``bodies`` (headers already cut)."""
     schema = json.dumps(info.raw, separators=(",", ":")).encode()
     metadata = _long(2) + _bytes(b"avro.schema") + _bytes(schema) + _bytes(b"avro.codec") + _bytes(b"null") + _long(0)

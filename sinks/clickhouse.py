@@ -39,10 +39,18 @@ INSERT_SETTINGS: dict[str, Any] = {"deduplicate_blocks_in_dependent_materialized
 class Database:
     """A clickhouse-connect client plus the lock that serialises calls to it."""
 
-    def __init__(self, client: Any, database: str) -> None:
+    def __init__(self, client: Any, database: str, url: str | None = None) -> None:
         self.client = client
         self.database = database
+        #: where the client connects (None when unknown): what :meth:`sibling` opens again
+        self.url = url
         self.lock = threading.RLock()
+
+    def sibling(self) -> Database | None:
+        """Another connection to the same engine and database, for work alongside this one."""
+        if self.url is None:
+            return None
+        return Database(clickhouse_connect.get_client(dsn=self.url), self.database, self.url)
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None,
                 settings: dict[str, Any] | None = None) -> Any:
@@ -149,4 +157,4 @@ def connect(settings: Settings, *, lock_wait: float = 0.0) -> Database:
             if directory is not None and lock_holder(directory) is not None:
                 continue  # another process took the directory between the look and the start: wait again
             raise SinkError(f"cannot open ClickHouse at {settings.clickhouse_url}: {exc}") from exc
-        return Database(client, settings.clickhouse_database)
+        return Database(client, settings.clickhouse_database, settings.clickhouse_url)

@@ -130,10 +130,13 @@ class _Batch:
     """One round of the protocol: rows per table, and the next offset of each partition read."""
 
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
-    #: enriched touches in the current schema, left for the engine to decode (sinks/avro_blocks.py),
-    #: their block once built (re-sent as it is), and whether their bodies were checked in Python
+    #: enriched touches in the current schema, left for the engine to decode (sinks/avro_blocks.py);
+    #: once split, their parts and blocks (each re-sent as it is until acknowledged), and
+    #: whether their bodies were checked in Python
     native: list[Message] = field(default_factory=list)
-    native_block: AvroBlock | None = None
+    native_parts: list[list[Message]] = field(default_factory=list)
+    native_blocks: list[AvroBlock] = field(default_factory=list)
+    native_acked: set[int] = field(default_factory=set)
     native_checked: bool = False
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     started: float | None = None
@@ -147,13 +150,6 @@ class _Batch:
         if table is not None and row is not None:
             self.rows.setdefault(table, []).append(row)
             self.count += 1
-        self.offsets[(str(msg.topic()), int(msg.partition() or 0))] = int(msg.offset() or 0) + 1
-
-    def add_native(self, msg: Message) -> None:
-        if self.started is None:
-            self.started = time.monotonic()
-        self.native.append(msg)
-        self.count += 1
         self.offsets[(str(msg.topic()), int(msg.partition() or 0))] = int(msg.offset() or 0) + 1
 
     def empty(self) -> bool:
@@ -188,6 +184,7 @@ class Sink:
             else None
         self._native_prefix = single_object_prefix(self._native) if self._native is not None else b""
         self._touch_topic = self.topics.name("enriched-touches")
+        self._insert_dbs: list[Database] = []  # extra engine connections for native blocks
         if migrate:
             apply_migrations(db, settings.clickhouse_cluster)
         if settings.clickhouse_embedded:
@@ -210,13 +207,34 @@ class Sink:
         self.stats.dead_letters += 1
         log.warning("dead-lettered %s[%s]@%s: %s (%s)", topic, partition, offset, reason, detail)
 
+    def _accept_all(self, messages: list[Message]) -> None:
+        """Every message into the batch. This is the sink's hot loop: a current-schema touch is
+        taken as it is (the engine decodes it at insert time), without a call per message;
+        everything else goes through :meth:`_accept`."""
+        b = self._batch
+        native = self._native_prefix if self._native is not None else None
+        if self._erasures is not None and self._erasures.active:
+            native = None  # each record must be checked against the erased subjects
+        touch_topic = self._touch_topic
+        for msg in messages:
+            if msg.error() is not None:
+                log.warning("consumer error: %s", msg.error())
+                continue
+            value = msg.value()
+            topic = msg.topic()
+            if native is not None and value is not None and topic == touch_topic and value.startswith(native):
+                if b.started is None:
+                    b.started = time.monotonic()
+                b.native.append(msg)
+                b.count += 1
+                b.offsets[(topic, msg.partition() or 0)] = (msg.offset() or 0) + 1
+                self.stats.messages += 1
+            else:
+                self._accept(msg)
+
     def _accept(self, msg: Message) -> None:
+        """One message decoded here: its row, or a dead letter."""
         self.stats.messages += 1
-        if (self._native is not None and msg.topic() == self._touch_topic
-                and (msg.value() or b"").startswith(self._native_prefix)
-                and not (self._erasures is not None and self._erasures.active)):
-            self._batch.add_native(msg)  # decoded by the engine at insert time
-            return
         converted = self._convert(msg)
         if converted is None:
             self._batch.add(None, None, msg)
@@ -248,41 +266,88 @@ class Sink:
             return None
         return spec.table, row
 
-    def _insert_native(self) -> None:
-        """The batch's native touches as one Avro block, the same bytes on every attempt.
+    def _split_native(self, messages: list[Message]) -> None:
+        """Cut the batch's native touches into parts of at least 1,000, one Avro block each."""
+        assert self._native is not None
+        b = self._batch
+        parts = max(1, min(self.settings.sink_insert_threads, len(messages) // 1000))
+        size = -(-len(messages) // parts) if messages else 0
+        b.native_parts = [messages[k:k + size] for k in range(0, len(messages), size)] if messages else []
+        b.native_blocks = [container(self._native, [(m.value() or b"")[HEADER_BYTES:] for m in part])
+                           for part in b.native_parts]
+        b.native_acked = set()
 
-        When the engine refuses the block, the bodies are checked once in Python: the ones
-        that do not decode are dead-lettered and the block is rebuilt without them (a block
-        the engine could not read stored nothing). When they all decode, an error of the
-        engine about the data itself (not an unreachable engine) sends the batch's touches
-        as Python rows instead; anything else is an outage, and the very same block is sent
-        again, so that insert de-duplication drops it if it did land.
+    def _helpers(self, n: int) -> list[Database]:
+        """Up to ``n`` extra engine connections of this sink (fewer when none can be opened)."""
+        while len(self._insert_dbs) < n:
+            helper = self.db.sibling()
+            if helper is None:
+                break
+            self._insert_dbs.append(helper)
+        return self._insert_dbs[:n]
+
+    def _insert_native(self) -> None:
+        """The batch's native touches as Avro blocks, inserted at once, each the same bytes on every attempt.
+
+        Only the blocks not yet acknowledged are sent again. When the engine refuses a block,
+        the bodies of the unacknowledged parts are checked once in Python: the ones that do
+        not decode are dead-lettered and those parts are rebuilt without them (a block the
+        engine could not read stored nothing). When they all decode, an error of the engine
+        about the data itself (not an unreachable engine) sends those parts as Python rows
+        instead; anything else is an outage, and the very same blocks are sent again, so
+        that insert de-duplication drops any that did land.
         """
         b = self._batch
-        assert self._native is not None
-        if b.native_block is None:
-            b.native_block = container(self._native, [(m.value() or b"")[HEADER_BYTES:] for m in b.native])
-        try:
-            self.db.insert("touches", b.native_block, TABLES["EnrichedTouch"].columns)
-        except Exception as exc:
-            self.stats.native_refusals += 1
-            if not b.native_checked:
-                b.native_checked = True
-                readable = [m for m in b.native if self._convert(m) is not None]  # dead-letters the others
-                if len(readable) < len(b.native):
-                    log.warning("%d of %d native touches do not decode: dead-lettered, the block is rebuilt",
-                                len(b.native) - len(readable), len(b.native))
-                    b.native, b.native_block = readable, None
-                elif isinstance(exc, DatabaseError) and not isinstance(exc, OperationalError):
-                    log.warning("the engine refused a native block of %d touches (%r): sent as rows instead",
-                                len(b.native), exc)
-                    for msg in b.native:
-                        converted = self._convert(msg)
-                        if converted is not None:
-                            b.rows.setdefault(converted[0], []).append(converted[1])
-                    b.native, b.native_block = [], None
-            raise
-        b.done.add(_NATIVE)
+        if not b.native_blocks:
+            self._split_native(b.native)
+        columns = TABLES["EnrichedTouch"].columns
+        todo = [i for i in range(len(b.native_blocks)) if i not in b.native_acked]
+        helpers = self._helpers(len(todo) - 1)
+        failures: list[Exception] = []
+
+        def send(i: int, db: Database) -> None:
+            try:
+                db.insert("touches", b.native_blocks[i], columns)
+                b.native_acked.add(i)
+            except Exception as exc:  # reported below, in this thread
+                failures.append(exc)
+
+        threads = [threading.Thread(target=send, args=(i, db), name="sink-insert", daemon=True)
+                   for i, db in zip(todo[1:], helpers, strict=False)]
+        for thread in threads:
+            thread.start()
+        alone = todo[1 + len(threads):]  # no helper connection for these: sent from here, one by one
+        if todo:
+            send(todo[0], self.db)
+        for i in alone:
+            send(i, self.db)
+        for thread in threads:
+            thread.join()
+        if not failures:
+            return
+        self.stats.native_refusals += 1
+        left = [m for i, part in enumerate(b.native_parts) if i not in b.native_acked for m in part]
+        if not b.native_checked:
+            b.native_checked = True
+            readable = [m for m in left if self._convert(m) is not None]  # dead-letters the others
+            kept = [part for i, part in enumerate(b.native_parts) if i in b.native_acked]
+            kept_blocks = [blk for i, blk in enumerate(b.native_blocks) if i in b.native_acked]
+            exc = failures[0]
+            if len(readable) < len(left):
+                log.warning("%d of %d native touches do not decode: dead-lettered, their blocks are rebuilt",
+                            len(left) - len(readable), len(left))
+                self._split_native(readable)
+                b.native_parts, b.native_blocks = kept + b.native_parts, kept_blocks + b.native_blocks
+                b.native_acked = set(range(len(kept)))
+            elif isinstance(exc, DatabaseError) and not isinstance(exc, OperationalError):
+                log.warning("the engine refused native blocks of %d touches (%r): sent as rows instead", len(left), exc)
+                for msg in left:
+                    converted = self._convert(msg)
+                    if converted is not None:
+                        b.rows.setdefault(converted[0], []).append(converted[1])
+                b.native_parts, b.native_blocks = kept, kept_blocks
+                b.native_acked = set(range(len(kept)))
+        raise failures[0]
 
     # --------------------------------------------------------------------- flush
     def _due(self) -> bool:
@@ -303,8 +368,7 @@ class Sink:
         b.prepared = True
         if b.native and _NATIVE not in b.done:
             self._insert_native()
-        if not b.native:
-            b.done.add(_NATIVE)
+        b.done.add(_NATIVE)
         for table, rows in b.rows.items():
             if table in b.done or not rows:
                 continue
@@ -373,9 +437,9 @@ class Sink:
                 log.warning("offset commit failed: %r", exc)
         for table, rows in b.rows.items():
             self.stats.rows[table] = self.stats.rows.get(table, 0) + len(rows)
-        if _NATIVE in b.done:
-            self.stats.rows["touches"] = self.stats.rows.get("touches", 0) + len(b.native)
-            self.stats.native_rows += len(b.native)
+        native = sum(len(part) for part in b.native_parts)  # all acknowledged by now
+        self.stats.rows["touches"] = self.stats.rows.get("touches", 0) + native
+        self.stats.native_rows += native
         self.stats.batches += 1
         self.stats.last_flush_at = time.time()
         self._batch = _Batch()
@@ -390,7 +454,8 @@ class Sink:
 
     def run(self, on_ready: Callable[[], None] | None = None) -> None:
         """Consume until :meth:`stop`; flushes what it holds before returning."""
-        config = self.settings.kafka_consumer_config(self.group_id, **{"max.poll.interval.ms": 600_000})
+        config = self.settings.kafka_consumer_config(self.group_id, **{"max.poll.interval.ms": 600_000,
+                                                                       "max.partition.fetch.bytes": 8 * 2**20})
         self._consumer = Consumer(config)
         self._producer = Producer(self.settings.kafka_producer_config())
         self._erasures = erasures = ErasureSet(self.settings, step="sink")  # before the first row
@@ -401,15 +466,9 @@ class Sink:
             while not self.stop_event.is_set():
                 erasures.refresh()
                 pending, self._pending = self._pending, []
-                for msg in pending:
-                    self._accept(msg)
-                room = max(1, min(1000, self.settings.sink_batch_rows - self._batch.count))
-                for msg in self._consumer.consume(num_messages=room, timeout=0.1):
-                    err = msg.error()
-                    if err is not None:
-                        log.warning("consumer error: %s", err)
-                        continue
-                    self._accept(msg)
+                self._accept_all(pending)
+                room = max(1, min(5000, self.settings.sink_batch_rows - self._batch.count))
+                self._accept_all(self._consumer.consume(num_messages=room, timeout=0.1))
                 if self._due():
                     self.flush()
             self.flush()
@@ -420,6 +479,9 @@ class Sink:
             self._producer.flush(10)
             erasures.close()
             self._consumer = None
+            for helper in self._insert_dbs:
+                helper.close()
+            self._insert_dbs = []
 
     def stop(self) -> None:
         self.stop_event.set()
