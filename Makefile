@@ -39,10 +39,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-## bench: run the benchmarks (not tests): collector, stream, query, adversarial inputs, the lead score backtest
+## bench: run the benchmarks (not tests): collector, stream, worker failover, query, adversarial inputs, the lead score backtest
 bench: setup
 	$(BIN)/python bench/collector.py
 	$(BIN)/python bench/stream.py
+	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/query.py
 	$(BIN)/python bench/adversarial.py
 	$(BIN)/python bench/lead_score_backtest.py
