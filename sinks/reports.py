@@ -10,7 +10,10 @@ parameter, taken from a :class:`~sinks.report_params.ReportParams` that the edge
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from ground.settings import get_settings
 from sinks.clickhouse import Database
@@ -18,7 +21,7 @@ from sinks.errors import ReportError
 from sinks.json_values import json_scalar
 from sinks.lead_scores import lead_scores
 from sinks.report_params import ReportParams
-from sinks.sql_files import SQL_DIR, load_sql, report_sql
+from sinks.sql_files import SQL_DIR, load_sql, plain_ctes, report_sql
 
 __all__ = ["REPORTS", "SQL_DIR", "check_report", "load_sql", "report_sql", "report_values", "run_report"]
 
@@ -33,9 +36,27 @@ def check_report(name: str) -> str:
     return name
 
 
+#: Engines (by URL) that refused a materialized CTE: their reports run the plain variant.
+_NO_MATERIALIZED_CTE: set[str] = set()
+
+
 def _rows(db: Database, sql_name: str, values: dict[str, Any]) -> list[dict[str, Any]]:
-    columns, rows = db.query(report_sql(sql_name, db.database), parameters=values)
+    sql = report_sql(sql_name, db.database)
+    engine = db.url or str(id(db))
+    if "AS MATERIALIZED" in sql and engine in _NO_MATERIALIZED_CTE:
+        sql = plain_ctes(sql)
+    try:
+        columns, rows = db.query(sql, parameters=values)
+    except DatabaseError as exc:
+        # an engine without materialized CTEs knows neither the setting nor the syntax
+        if "AS MATERIALIZED" not in sql or not _MATERIALIZED_REFUSAL.search(str(exc)):
+            raise
+        _NO_MATERIALIZED_CTE.add(engine)
+        columns, rows = db.query(plain_ctes(sql), parameters=values)
     return [{c: json_scalar(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+
+
+_MATERIALIZED_REFUSAL = re.compile(r"enable_materialized_cte|MATERIALIZED|SYNTAX_ERROR|UNKNOWN_SETTING")
 
 
 def report_values(params: ReportParams) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sinks.errors import ReportError
 
-__all__ = ["SQL_DIR", "load_sql", "report_sql"]
+__all__ = ["SQL_DIR", "load_sql", "plain_ctes", "report_sql"]
 
 SQL_DIR = Path(__file__).parent / "sql"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -32,3 +32,14 @@ def report_sql(name: str, database: str) -> str:
     text = load_sql(name).replace("{money_deals}", load_sql("_money_deals"))
     text = text.replace("{money_spend}", load_sql("_money_spend"))
     return text.replace("{db}", database)
+
+
+_MATERIALIZED = re.compile(r"\bAS MATERIALIZED\n")
+_MATERIALIZED_SETTING = re.compile(r"\nSETTINGS enable_materialized_cte = 1\s*$")
+
+
+def plain_ctes(sql: str) -> str:
+    """The same query without materialized CTEs, for engines older than that feature: every
+    ``name AS MATERIALIZED (…)`` becomes ``name AS (…)`` (evaluated at each reference: the
+    same rows, more work) and the setting that enables them is dropped."""
+    return _MATERIALIZED_SETTING.sub("\n", _MATERIALIZED.sub("AS\n", sql))

@@ -82,3 +82,19 @@ def test_rows_convert_optional_fields() -> None:
     assert dict(zip(spec.columns, row, strict=True))["contact_id"] == ""
     with pytest.raises(KeyError):
         spec.convert({"event_id": "e"})
+
+
+def test_the_plain_variant_of_attribution_has_the_same_ctes_without_materializing_them() -> None:
+    import re as _re
+
+    from sinks.sql_files import plain_ctes, report_sql
+
+    sql = report_sql("attribution", "leadstream")
+    plain = plain_ctes(sql)
+    def code(text: str) -> str:
+        return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+
+    assert "AS MATERIALIZED" in code(sql) and "enable_materialized_cte" in code(sql)
+    assert "MATERIALIZED" not in code(plain) and "enable_materialized_cte" not in code(plain)
+    names = _re.compile(r"^    (\w+) AS(?: MATERIALIZED)?\n    \(", _re.M)
+    assert names.findall(plain) == names.findall(sql) and len(names.findall(sql)) >= 10
