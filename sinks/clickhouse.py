@@ -2,9 +2,11 @@
 
 ClickHouse is reached only through clickhouse-connect:
 ``chdb://PATH`` opens the embedded engine in this process, ``http(s)://host:8123`` a
-server. The embedded engine allows one engine per process and is not meant to be
-driven from several threads at once, so every call goes through one lock: the sink's
-consumer thread and its query API share one :class:`Database`. Across processes the
+server. The embedded engine allows one engine per process, with several connections
+into it; one connection is not meant to be driven from several threads at once, so every
+call on a :class:`Database` goes through its lock, and work that runs alongside (analyst
+queries, the sink's extra insert connections, :meth:`Database.sibling`) gets a
+connection of its own. Across processes the
 engine's directory is locked by whichever process opened it first; :func:`connect` can
 wait for that lock (:mod:`sinks.engine_lock`) instead of failing.
 """

@@ -25,6 +25,9 @@ __all__ = ["repair_aggregates"]
 log = logging.getLogger("leadstream.sink")
 
 _LEAD = "lead_channel, lead_source, lead_detail"
+#: A correction can equal an earlier one byte for byte (the same key off by the same count):
+#: the tables' insert de-duplication window must not drop it.
+_NO_DEDUP = {"insert_deduplicate": 0}
 #: Each sign-weighted lead aggregate: its extra key columns and how a live contact gives them.
 _LEAD_AGGREGATES = {
     "lead_counts": (("has_touch", "toUInt8(first_touch_time IS NOT NULL)"),
@@ -93,7 +96,7 @@ def repair_aggregates(db: Database) -> tuple[int, int]:
         _, corrections = db.query(f"SELECT count(), sum(abs(leads)) FROM ({sql})")
         if corrections[0][0]:
             missed = int(corrections[0][1] or 0)
-            db.command(f"INSERT INTO {db.database}.{table} ({key}, leads) {sql}")
+            db.command(f"INSERT INTO {db.database}.{table} ({key}, leads) {sql}", settings=_NO_DEDUP)
             log.warning("%s missed %d contact state changes (a crash during an insert); corrected", table, missed)
             leads += missed
     for table in _TOUCH_AGGREGATES:
@@ -101,14 +104,14 @@ def repair_aggregates(db: Database) -> tuple[int, int]:
         _, absent = db.query(f"SELECT count() FROM ({missing})")
         if absent[0][0]:
             count = int(absent[0][0])
-            db.command(f"INSERT INTO {db.database}.{table} ({columns}) {missing}")
+            db.command(f"INSERT INTO {db.database}.{table} ({columns}) {missing}", settings=_NO_DEDUP)
             log.warning("%s missed %d classifications (a crash during an insert); re-added", table, count)
             sources += count
     missing = _MISSING_QUALITY.replace("{db}", db.database)
     _, absent = db.query(f"SELECT count() FROM ({missing})")
     if absent[0][0]:
         count = int(absent[0][0])
-        db.command(f"INSERT INTO {db.database}.touch_quality {missing}")
+        db.command(f"INSERT INTO {db.database}.touch_quality {missing}", settings=_NO_DEDUP)
         log.warning("touch_quality missed %d touch deliveries (a crash during an insert); re-added", count)
         sources += count
     return leads, sources

@@ -51,12 +51,14 @@ def _rows(db: Database, sql_name: str, values: dict[str, Any]) -> list[dict[str,
         # an engine without materialized CTEs knows neither the setting nor the syntax
         if "AS MATERIALIZED" not in sql or not _MATERIALIZED_REFUSAL.search(str(exc)):
             raise
-        _NO_MATERIALIZED_CTE.add(engine)
         columns, rows = db.query(plain_ctes(sql), parameters=values)
+        _NO_MATERIALIZED_CTE.add(engine)  # the plain variant worked: use it from now on
     return [{c: json_scalar(v) for c, v in zip(columns, row, strict=True)} for row in rows]
 
 
-_MATERIALIZED_REFUSAL = re.compile(r"enable_materialized_cte|MATERIALIZED|SYNTAX_ERROR|UNKNOWN_SETTING")
+#: How such an engine refuses: an unknown setting, or the syntax (matched by error code, never
+#: by words of the query, which error messages quote).
+_MATERIALIZED_REFUSAL = re.compile(r"\bCode: (62|115)\b|\((SYNTAX_ERROR|UNKNOWN_SETTING)\)")
 
 
 def report_values(params: ReportParams) -> dict[str, Any]:

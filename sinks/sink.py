@@ -19,7 +19,7 @@ The protocol, one batch at a time:
    replay produces the same dead letter) and stays in the batch without a row.
    Enriched touches written with the current schema skip this: their bodies go to the
    engine as one Avro block (:mod:`sinks.avro_blocks`, ``LEADSTREAM_SINK_NATIVE_AVRO``),
-   and only if the engine refuses that block are they checked here, one by one
+   and only if the engine refuses a block are its touches decoded here, one by one
    (:meth:`Sink._insert_native`).
 3. **Dedupe** (:meth:`Sink._insert_all`, first attempt only). Nothing is dropped here:
    the tables collapse repeats (touches and dead letters by event id, versions by
@@ -27,7 +27,8 @@ The protocol, one batch at a time:
    version replaces, read once per batch from what ClickHouse acknowledged
    (:func:`sinks.contact_rows.with_previous`), so that a version ClickHouse already has
    adds nothing to ``lead_counts``. The rows are then frozen for the batch.
-4. **Insert** (:meth:`Sink.flush`). One block per table, synchronously. A failure is
+4. **Insert** (:meth:`Sink.flush`). One block per table (native touches: a few, at once),
+   synchronously. A failure is
    retried with exponential backoff until it succeeds or the sink is stopped: the
    tables already acknowledged are skipped and the others get the very same blocks,
    so a block that did land before the failure is dropped by insert de-duplication
@@ -106,7 +107,7 @@ class SinkStats:
     insert_failures: int = 0
     dead_letters: int = 0
     erased: int = 0
-    #: touches the engine decoded itself, and native blocks it refused (checked in Python then)
+    #: touches the engine decoded itself, and native blocks it refused for their data (decoded here then)
     native_rows: int = 0
     native_refusals: int = 0
     last_flush_at: float | None = None
@@ -131,13 +132,12 @@ class _Batch:
 
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     #: enriched touches in the current schema, left for the engine to decode (sinks/avro_blocks.py);
-    #: once split, their parts and blocks (each re-sent as it is until acknowledged), and
-    #: whether their bodies were checked in Python
+    #: once split, their parts and blocks (each re-sent as it is until acknowledged)
     native: list[Message] = field(default_factory=list)
+    native_split: bool = False
     native_parts: list[list[Message]] = field(default_factory=list)
     native_blocks: list[AvroBlock] = field(default_factory=list)
     native_acked: set[int] = field(default_factory=set)
-    native_checked: bool = False
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     started: float | None = None
     count: int = 0
@@ -276,6 +276,7 @@ class Sink:
         b.native_blocks = [container(self._native, [(m.value() or b"")[HEADER_BYTES:] for m in part])
                            for part in b.native_parts]
         b.native_acked = set()
+        b.native_split = True
 
     def _helpers(self, n: int) -> list[Database]:
         """Up to ``n`` extra engine connections of this sink (fewer when none can be opened)."""
@@ -289,28 +290,27 @@ class Sink:
     def _insert_native(self) -> None:
         """The batch's native touches as Avro blocks, inserted at once, each the same bytes on every attempt.
 
-        Only the blocks not yet acknowledged are sent again. When the engine refuses a block,
-        the bodies of the unacknowledged parts are checked once in Python: the ones that do
-        not decode are dead-lettered and those parts are rebuilt without them (a block the
-        engine could not read stored nothing). When they all decode, an error of the engine
-        about the data itself (not an unreachable engine) sends those parts as Python rows
-        instead; anything else is an outage, and the very same blocks are sent again, so
-        that insert de-duplication drops any that did land.
+        Only the blocks not yet acknowledged are sent again. A block the engine refuses for
+        its data (an error about the block, not an unreachable engine) stored nothing: its
+        touches are decoded here instead, the ones that do not decode are dead-lettered and
+        the others join the batch as rows, so a refused block is never sent again. Any other
+        failure is an outage, and the very same blocks are sent again, so that insert
+        de-duplication drops any that did land.
         """
         b = self._batch
-        if not b.native_blocks:
+        if not b.native_split:
             self._split_native(b.native)
         columns = TABLES["EnrichedTouch"].columns
         todo = [i for i in range(len(b.native_blocks)) if i not in b.native_acked]
         helpers = self._helpers(len(todo) - 1)
-        failures: list[Exception] = []
+        failures: dict[int, Exception] = {}
 
         def send(i: int, db: Database) -> None:
             try:
                 db.insert("touches", b.native_blocks[i], columns)
                 b.native_acked.add(i)
             except Exception as exc:  # reported below, in this thread
-                failures.append(exc)
+                failures[i] = exc
 
         threads = [threading.Thread(target=send, args=(i, db), name="sink-insert", daemon=True)
                    for i, db in zip(todo[1:], helpers, strict=False)]
@@ -325,29 +325,22 @@ class Sink:
             thread.join()
         if not failures:
             return
-        self.stats.native_refusals += 1
-        left = [m for i, part in enumerate(b.native_parts) if i not in b.native_acked for m in part]
-        if not b.native_checked:
-            b.native_checked = True
-            readable = [m for m in left if self._convert(m) is not None]  # dead-letters the others
-            kept = [part for i, part in enumerate(b.native_parts) if i in b.native_acked]
-            kept_blocks = [blk for i, blk in enumerate(b.native_blocks) if i in b.native_acked]
-            exc = failures[0]
-            if len(readable) < len(left):
-                log.warning("%d of %d native touches do not decode: dead-lettered, their blocks are rebuilt",
-                            len(left) - len(readable), len(left))
-                self._split_native(readable)
-                b.native_parts, b.native_blocks = kept + b.native_parts, kept_blocks + b.native_blocks
-                b.native_acked = set(range(len(kept)))
-            elif isinstance(exc, DatabaseError) and not isinstance(exc, OperationalError):
-                log.warning("the engine refused native blocks of %d touches (%r): sent as rows instead", len(left), exc)
-                for msg in left:
-                    converted = self._convert(msg)
-                    if converted is not None:
-                        b.rows.setdefault(converted[0], []).append(converted[1])
-                b.native_parts, b.native_blocks = kept, kept_blocks
-                b.native_acked = set(range(len(kept)))
-        raise failures[0]
+        refused = {i for i, exc in failures.items()
+                   if isinstance(exc, DatabaseError) and not isinstance(exc, OperationalError)}
+        if refused:
+            self.stats.native_refusals += len(refused)
+            moved = [m for i in sorted(refused) for m in b.native_parts[i]]
+            log.warning("the engine refused %d native block(s) of %d touches (%r): decoded here instead",
+                        len(refused), len(moved), failures[min(refused)])
+            for msg in moved:
+                converted = self._convert(msg)  # dead-letters what does not decode
+                if converted is not None:
+                    b.rows.setdefault(converted[0], []).append(converted[1])
+            keep = [i for i in range(len(b.native_parts)) if i not in refused]
+            b.native_parts = [b.native_parts[i] for i in keep]
+            b.native_blocks = [b.native_blocks[i] for i in keep]
+            b.native_acked = {k for k, i in enumerate(keep) if i in b.native_acked}
+        raise next(iter(failures.values()))
 
     # --------------------------------------------------------------------- flush
     def _due(self) -> bool:

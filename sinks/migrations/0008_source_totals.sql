@@ -33,6 +33,10 @@ FROM
 )
 WHERE counted;
 
+-- Backfill (emptied first: a migration interrupted after it and run again must not count
+-- twice). Run migrations while no sink writes, as for 0003 and 0004.
+TRUNCATE TABLE {db}.lead_totals {on_cluster};
+
 INSERT INTO {db}.lead_totals
 SELECT lead_channel, lead_source, lead_detail, sum(leads) AS leads
 FROM {db}.lead_counts
@@ -53,6 +57,8 @@ ORDER BY (channel, source, detail);
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.touch_source_totals_mv {on_cluster} TO {db}.touch_source_totals AS
 SELECT channel, source, detail, toInt64(1) AS touches
 FROM {db}.touches;
+
+TRUNCATE TABLE {db}.touch_source_totals {on_cluster};
 
 INSERT INTO {db}.touch_source_totals
 SELECT channel, source, detail, sum(touches) AS touches

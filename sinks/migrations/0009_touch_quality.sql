@@ -23,6 +23,8 @@ SELECT event_id, processed_at, taxonomy_version, channel NOT IN ('Unknown', 'Unc
        if(classified, '', utm_source) AS utm_source, if(classified, '', utm_medium) AS utm_medium
 FROM {db}.touches;
 
+TRUNCATE TABLE {db}.touch_quality {on_cluster};
+
 INSERT INTO {db}.touch_quality
 SELECT event_id, processed_at, taxonomy_version, channel NOT IN ('Unknown', 'Unclassified') AS classified,
        if(classified, '', utm_source) AS utm_source, if(classified, '', utm_medium) AS utm_medium

@@ -244,7 +244,7 @@ def test_every_report_equals_the_oracle_and_a_replay_changes_nothing(topics: Set
                       run_report(db, "attribution", params), ["channel"], zero_missing=True)
     # an engine without materialized CTEs (ClickHouse servers before them) refuses the
     # attribution query as written: the report then runs its plain variant, same rows
-    older = _WithoutMaterializedCte(db.client, db.database, db.url)
+    older = _WithoutMaterializedCte(db.client, db.database, "chdb://an-engine-without-materialized-ctes")
     for model in ("w_shaped", "time_decay"):
         params = ReportParams(model=model, by="source")  # type: ignore[arg-type]
         check(f"attribution --model {model} --by source, no materialized CTE",

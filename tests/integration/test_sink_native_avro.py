@@ -75,3 +75,22 @@ def test_native_touches_equal_the_python_path_and_bad_ones_are_dead_letters(topi
     assert python_dead == (2, 0, False)
     nulls = [r for r in native_rows if r[5] == ""]  # contact_id NULL -> '' on both paths
     assert 0 < len(nulls) < N
+
+
+def test_a_batch_whose_only_touch_is_corrupt_is_dead_lettered_and_the_sink_goes_on(topics: Settings) -> None:
+    """The refused block held nothing else: its one message is a dead letter, never re-sent."""
+    good = _feed()[:20]
+    valid = encode("EnrichedTouch", good[0][2])
+    produce(topics, [], raw=[("enriched-touches", valid[: len(valid) - 7])])  # a valid header, a short body
+    db = connect(topics)
+    service = SinkService(topics, db, serve_api=False, group_id="native-alone").start()
+    try:
+        wait_for(lambda: service.sink.stats.dead_letters == 1 and service.sink.stats.batches >= 1, 60,
+                 "the corrupt touch to be dead-lettered")
+        assert service.sink.stats.native_refusals == 1
+        produce(topics, good)
+        wait_for(lambda: service.sink.stats.rows.get("touches", 0) == len(good), 60, "the good touches after it")
+        assert service.sink.stats.native_rows == len(good) and service.sink.stats.dead_letters == 1
+    finally:
+        service.stop()
+        db.close()
