@@ -145,11 +145,19 @@ class _Batch:
     prepared: bool = False
 
     def add(self, table: str | None, row: tuple[Any, ...] | None, msg: Message) -> None:
-        if self.started is None:
-            self.started = time.monotonic()
         if table is not None and row is not None:
             self.rows.setdefault(table, []).append(row)
             self.count += 1
+        self._read(msg)
+
+    def add_native(self, msg: Message) -> None:
+        self.native.append(msg)
+        self.count += 1
+        self._read(msg)
+
+    def _read(self, msg: Message) -> None:
+        if self.started is None:
+            self.started = time.monotonic()
         self.offsets[(str(msg.topic()), int(msg.partition() or 0))] = int(msg.offset() or 0) + 1
 
     def empty(self) -> bool:
@@ -182,7 +190,7 @@ class Sink:
         # registry) written with the current schema; anything else takes the Python path
         self._native = schema_info("EnrichedTouch") if settings.sink_native_avro and not settings.schema_registry_url \
             else None
-        self._native_prefix = single_object_prefix(self._native) if self._native is not None else b""
+        self._native_prefix = single_object_prefix(self._native) if self._native is not None else None
         self._touch_topic = self.topics.name("enriched-touches")
         self._insert_dbs: list[Database] = []  # extra engine connections for native blocks
         if migrate:
@@ -212,7 +220,7 @@ class Sink:
         taken as it is (the engine decodes it at insert time), without a call per message;
         everything else goes through :meth:`_accept`."""
         b = self._batch
-        native = self._native_prefix if self._native is not None else None
+        native = self._native_prefix
         if self._erasures is not None and self._erasures.active:
             native = None  # each record must be checked against the erased subjects
         touch_topic = self._touch_topic
@@ -221,13 +229,8 @@ class Sink:
                 log.warning("consumer error: %s", msg.error())
                 continue
             value = msg.value()
-            topic = msg.topic()
-            if native is not None and value is not None and topic == touch_topic and value.startswith(native):
-                if b.started is None:
-                    b.started = time.monotonic()
-                b.native.append(msg)
-                b.count += 1
-                b.offsets[(topic, msg.partition() or 0)] = (msg.offset() or 0) + 1
+            if native is not None and value is not None and msg.topic() == touch_topic and value.startswith(native):
+                b.add_native(msg)
                 self.stats.messages += 1
             else:
                 self._accept(msg)
@@ -266,16 +269,15 @@ class Sink:
             return None
         return spec.table, row
 
-    def _split_native(self, messages: list[Message]) -> None:
-        """Cut the batch's native touches into parts of at least 1,000, one Avro block each."""
+    def _split_native(self) -> None:
+        """Cut the batch's native touches (there are some) into parts of at least 1,000, one Avro block each."""
         assert self._native is not None
         b = self._batch
-        parts = max(1, min(self.settings.sink_insert_threads, len(messages) // 1000))
-        size = -(-len(messages) // parts) if messages else 0
-        b.native_parts = [messages[k:k + size] for k in range(0, len(messages), size)] if messages else []
+        parts = max(1, min(self.settings.sink_insert_threads, len(b.native) // 1000))
+        size = -(-len(b.native) // parts)
+        b.native_parts = [b.native[k:k + size] for k in range(0, len(b.native), size)]
         b.native_blocks = [container(self._native, [(m.value() or b"")[HEADER_BYTES:] for m in part])
                            for part in b.native_parts]
-        b.native_acked = set()
         b.native_split = True
 
     def _helpers(self, n: int) -> list[Database]:
@@ -299,7 +301,7 @@ class Sink:
         """
         b = self._batch
         if not b.native_split:
-            self._split_native(b.native)
+            self._split_native()
         columns = TABLES["EnrichedTouch"].columns
         todo = [i for i in range(len(b.native_blocks)) if i not in b.native_acked]
         helpers = self._helpers(len(todo) - 1)
